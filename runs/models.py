@@ -1,0 +1,103 @@
+"""The shared run: one abstract model every generation kind builds on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"  # committed, not yet accepted by the broker
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"  # handed to a remote provider, polled by the scan
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+ACTIVE = frozenset({RunStatus.PENDING, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING})
+TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
+
+
+class Priority(models.TextChoices):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class RunQuerySet(models.QuerySet):
+    def for_user(self, user) -> RunQuerySet:
+        return self if user.is_staff else self.filter(owner=user)
+
+    def active(self) -> RunQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+    def finished(self) -> RunQuerySet:
+        return self.filter(status__in=TERMINAL)
+
+
+class Run(models.Model):
+    """A unit of generation work, tracked from submission to exactly one terminal state.
+
+    Status changes only through `runs.lifecycle` (conditional UPDATEs); never save a status read
+    earlier. Subclasses set `task_name`, the Celery task that runs them.
+    """
+
+    task_name: ClassVar[str] = ""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="%(app_label)s_%(class)ss"
+    )
+    status = models.CharField(max_length=16, choices=RunStatus, default=RunStatus.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)  # 0-100
+    stage = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    attempt = models.PositiveSmallIntegerField(default=0)  # the fence: bumped by each claim
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    task_id = models.CharField(max_length=255, blank=True)  # of the last dispatch
+    priority = models.CharField(max_length=8, choices=Priority, default=Priority.NORMAL)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)  # sha256 of the create body
+    cancel_requested = models.BooleanField(default=False)
+    remote_job_id = models.CharField(max_length=255, blank=True)  # while waiting on a provider
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ("-created_at",)
+        indexes = [
+            # Maintenance finds its rows through these, never by scanning the table:
+            # stale heartbeats (check timeouts), old pending/queued/waiting runs (scan),
+            # old finished runs (cleanup), and a user's newest runs (the API list).
+            models.Index(fields=["status", "heartbeat_at"], name="%(app_label)s_%(class)s_st_hb"),
+            models.Index(fields=["status", "created_at"], name="%(app_label)s_%(class)s_st_cr"),
+            models.Index(fields=["status", "finished_at"], name="%(app_label)s_%(class)s_st_fin"),
+            models.Index(fields=["owner", "created_at"], name="%(app_label)s_%(class)s_own_cr"),
+        ]
+        constraints = [
+            # NULL keys never collide (MySQL, SQLite and PostgreSQL agree), so no condition is
+            # needed, and MySQL could not enforce one.
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"], name="%(app_label)s_%(class)s_idem"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL

@@ -1,0 +1,1 @@
+"""A run kind that exists only for tests and benchmarks: it sleeps through a few steps."""

@@ -1,0 +1,24 @@
+from django.db import models
+
+from runs.models import Run
+
+
+class SleepRun(Run):
+    task_name = "sleeper.generate"
+
+    steps = models.PositiveSmallIntegerField(default=1)
+    seconds_per_step = models.FloatField(default=0)
+    fail_with = models.CharField(max_length=100, blank=True)  # "error" or "transient" at the end
+    temp_marker = models.CharField(max_length=500, blank=True)  # a temp file the run wrote
+
+
+class SleepResult(models.Model):
+    run = models.OneToOneField(SleepRun, on_delete=models.CASCADE, related_name="result")
+    steps_done = models.PositiveSmallIntegerField()
+
+
+class SleepEffect(models.Model):
+    """One row per completed execution of the steps: the count of side effects."""
+
+    run = models.ForeignKey(SleepRun, on_delete=models.CASCADE, related_name="effects")
+    attempt = models.PositiveSmallIntegerField()

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+from engines.errors import TransientEngineError
+from runs import lifecycle
+
+from .models import SleepEffect, SleepResult, SleepRun
+
+
+def sleep_through(run: SleepRun, ctx: lifecycle.RunContext) -> None:
+    marker = ctx.tmp_dir / "work.tmp"
+    marker.write_text("partial output")
+    SleepRun.objects.filter(pk=run.pk).update(temp_marker=str(marker))
+    for step in range(run.steps):
+        ctx.step(100 * step // max(run.steps, 1), f"step {step + 1} of {run.steps}")
+        time.sleep(run.seconds_per_step)
+    if run.fail_with == "error":
+        raise ValueError("the sleeper was told to fail")
+    if run.fail_with == "transient" and ctx.attempt == 1:
+        raise TransientEngineError("the provider timed out")
+    SleepEffect.objects.create(run=run, attempt=ctx.attempt)
+    SleepResult.objects.update_or_create(run=run, defaults={"steps_done": run.steps})
+
+
+@shared_task(name="sleeper.generate", bind=True)
+def generate_sleep(self, run_id: str) -> None:
+    lifecycle.execute(self, SleepRun, run_id, sleep_through)
+
+
+@shared_task(name="sleeper.noop")
+def noop() -> None:
+    """The bare Celery task the lifecycle benchmark compares against."""
