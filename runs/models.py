@@ -101,3 +101,9 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in TERMINAL
+
+    def poll_remote(self) -> None:
+        """Check the provider job of a `waiting` run and move the run on; the scan calls this.
+
+        Kinds that hand work to a remote provider override it; the others never wait.
+        """
