@@ -150,7 +150,7 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
-X_FRAME_OPTIONS = "SAMEORIGIN"  # the admin embeds its own players
+X_FRAME_OPTIONS = "DENY"  # nothing here is meant to be framed
 
 # REST framework
 REST_FRAMEWORK = {

@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test install install-dev lint format bench clean
+
+$(VENV)/.installed: requirements.txt
+	scripts/bootstrap.sh
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt
+	scripts/bootstrap.sh dev
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## run: web + worker + beat on SQLite and a local Redis, until Ctrl-C
+run: install
+	DEBUG=$${DEBUG:-true} $(PY) manage.py devserver
+
+## test: the whole suite against MariaDB/MySQL and Redis (DATABASE_URL, CELERY_BROKER_URL override)
+test: install-dev
+	$(VENV)/bin/ruff check .
+	DEBUG=true EXTRA_APPS=runs.tests.sleeper $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install-dev
+	$(PY) bench/lifecycle.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache db-test.sqlite3
