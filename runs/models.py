@@ -107,3 +107,7 @@ class Run(models.Model):
 
         Kinds that hand work to a remote provider override it; the others never wait.
         """
+
+
+# The concrete tables of runs (beat lease, schedule audit), kept apart from the abstract Run.
+from .schedule_models import BeatLease, ScheduleChange  # noqa: E402, F401

@@ -185,6 +185,8 @@ RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 10, minimum=1)
 # A running run whose heartbeat is older than this is presumed dead (its worker was killed).
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 3 * RUN_HEARTBEAT_SECONDS, minimum=1)
 RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
+# Finished runs, their results and artifact files older than this are removed by runs.cleanup.
+RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
 
 # Celery
 # Soft limit raises SoftTimeLimitExceeded inside the task (the run ends timed_out and cleans up);
@@ -257,7 +259,10 @@ CELERY_RESULT_EXTENDED = True  # task name, args and worker in the admin's resul
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600  # seconds; the cleanup schedule prunes older rows
 CELERY_WORKER_SEND_TASK_EVENTS = True  # for Flower
 CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The DatabaseScheduler behind a leader lease: with two beats running, only the leader fires.
+CELERY_BEAT_SCHEDULER = "runs.beat:LeaderScheduler"
+# Seconds a beat's lease lasts unrenewed: a killed leader is replaced within this plus one tick.
+BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, minimum=3)
 # Beat re-reads its schedule this often at most (seconds): an admin edit takes effect this fast.
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
