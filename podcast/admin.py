@@ -1,0 +1,124 @@
+"""Admin: podcast runs with their player and transcript; profiles and sources editable."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from runs.admin import LIFECYCLE_FIELDS, RunAdmin
+
+from .models import EpisodeProfile, PodcastResult, PodcastRun, Source, Speaker, SpeakerProfile
+
+INPUT_FIELDS = ("episode_profile", "speaker_profile", "episode_name", "sources", "briefing_suffix")
+RESULT_FIELDS = ("audio_player", "duration", "processing_time", "outline_view", "transcript_view")
+
+
+@admin.register(PodcastRun)
+class PodcastRunAdmin(RunAdmin):
+    list_display = (*RunAdmin.list_display[:2], "episode_name", *RunAdmin.list_display[2:])
+    search_fields = (*RunAdmin.search_fields, "episode_name")
+    readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, *RESULT_FIELDS)
+    fieldsets = (
+        ("Episode", {"fields": INPUT_FIELDS}),
+        ("Result", {"fields": RESULT_FIELDS}),
+        ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # runs are submitted through the API, which validates and dispatches them
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("result")
+
+    @staticmethod
+    def _result(run) -> PodcastResult | None:
+        return getattr(run, "result", None)
+
+    @admin.display(description="audio")
+    def audio_player(self, run):
+        if self._result(run) is None:
+            return "-"
+        # The API's audio view checks the admin's session like any request, so no public path.
+        src = reverse("podcast-audio", args=[run.pk])
+        return format_html(
+            '<audio controls preload="metadata" src="{}"></audio> <a href="{}">download</a>',
+            src,
+            src,
+        )
+
+    @admin.display(description="duration")
+    def duration(self, run):
+        result = self._result(run)
+        return f"{result.duration_seconds:.1f} s" if result else "-"
+
+    @admin.display(description="processing time")
+    def processing_time(self, run):
+        result = self._result(run)
+        return f"{result.processing_time_seconds:.1f} s" if result else "-"
+
+    @admin.display(description="outline")
+    def outline_view(self, run):
+        result = self._result(run)
+        if result is None:
+            return "-"
+        return format_html_join(
+            "",
+            "<p><strong>{}</strong><br>{}</p>",
+            ((section["title"], " / ".join(section["points"])) for section in result.outline),
+        )
+
+    @admin.display(description="transcript")
+    def transcript_view(self, run):
+        result = self._result(run)
+        if result is None:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{:.1f}-{:.1f}</td><td><strong>{}</strong></td><td>{}</td></tr>",
+            (
+                (line["start"], line["end"], line["speaker"], line["text"])
+                for line in result.transcript
+            ),
+        )
+        return format_html(
+            "<table><tr><th>s</th><th>speaker</th><th>line</th></tr>{}</table>", rows
+        )
+
+
+@admin.register(EpisodeProfile)
+class EpisodeProfileAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "outline_style", "segments", "target_words", "language")
+    search_fields = ("slug", "name")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+class SpeakerInline(admin.TabularInline):
+    model = Speaker
+    fields = ("position", "name", "role", "voice", "pitch", "rate")
+    extra = 0
+    min_num = 2  # a dialogue needs two voices
+    validate_min = True
+
+
+@admin.register(SpeakerProfile)
+class SpeakerProfileAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "voices")
+    search_fields = ("slug", "name")
+    inlines = (SpeakerInline,)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("speakers")
+
+    @admin.display(description="speakers")
+    def voices(self, profile):
+        return ", ".join(str(speaker) for speaker in profile.speakers.all())
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ("title", "owner", "word_count", "created_at")
+    search_fields = ("title", "owner__username")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
+    date_hierarchy = "created_at"

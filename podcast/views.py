@@ -1,0 +1,89 @@
+"""The podcast API: sources, episode and speaker profiles, and podcast runs with their audio."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.decorators import action
+
+from runs.api import RunViewSet, serve_file
+
+from .models import EpisodeProfile, PodcastRun, Source, SpeakerProfile
+from .serializers import (
+    EpisodeProfileSerializer,
+    PodcastCreateSerializer,
+    PodcastSerializer,
+    SourceListSerializer,
+    SourceSerializer,
+    SpeakerProfileSerializer,
+)
+
+
+class ReadForUsersWriteForStaff(permissions.IsAuthenticated):
+    """Profiles are shared by every user, so only staff change them."""
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        return request.method in permissions.SAFE_METHODS or request.user.is_staff
+
+
+class SourceViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """A user's source documents; JSON `{"title", "content"}` or a multipart `file` upload."""
+
+    queryset = Source.objects.all()
+
+    def get_queryset(self):
+        user = self.request.user
+        if getattr(self, "swagger_fake_view", False):  # the schema is built with no user
+            return self.queryset.none()
+        return self.queryset if user.is_staff else self.queryset.filter(owner=user)
+
+    def get_serializer_class(self):
+        return SourceListSerializer if self.action == "list" else SourceSerializer
+
+    def perform_create(self, serializer) -> None:
+        serializer.save(owner=self.request.user)
+
+
+class EpisodeProfileViewSet(viewsets.ModelViewSet):
+    queryset = EpisodeProfile.objects.all()
+    serializer_class = EpisodeProfileSerializer
+    permission_classes = (ReadForUsersWriteForStaff,)
+    lookup_field = "slug"
+
+
+class SpeakerProfileViewSet(viewsets.ModelViewSet):
+    queryset = SpeakerProfile.objects.prefetch_related("speakers")
+    serializer_class = SpeakerProfileSerializer
+    permission_classes = (ReadForUsersWriteForStaff,)
+    lookup_field = "slug"
+
+
+class PodcastViewSet(RunViewSet):
+    """Submit an episode, poll it, cancel or retry it, and fetch its MP3."""
+
+    model = PodcastRun
+    serializer_class = PodcastSerializer
+    create_serializer_class = PodcastCreateSerializer
+
+    def get_queryset(self):
+        runs = super().get_queryset()
+        return runs.select_related("episode_profile", "speaker_profile", "result").prefetch_related(
+            "sources"
+        )
+
+    @extend_schema(responses={(200, "audio/mpeg"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def audio(self, request, pk=None):
+        """The episode's MP3, for its owner and staff only (others get 404, like the run)."""
+        run = self.get_object()
+        result = getattr(run, "result", None)
+        return serve_file(result.audio if result else None)
