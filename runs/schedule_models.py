@@ -53,3 +53,7 @@ class ScheduleChange(models.Model):
     def __str__(self) -> str:
         who = self.actor_name or self.source
         return f"{self.action} {self.object_type} {self.object_repr} by {who}"
+
+
+# Connect the audit trail's signal handlers wherever the models load (web, worker, beat, commands).
+from . import audit  # noqa: E402, F401

@@ -1,0 +1,312 @@
+"""The maintenance work behind the three schedules: check timeouts, scan, clean up.
+
+Each function finds its rows through the Run indexes ((status, heartbeat_at), (status, created_at),
+(status, finished_at)), never by scanning the table, and changes a row only through a conditional
+UPDATE or a SKIP LOCKED claim, so two copies running at once never act twice on one run. Every kind
+found by `lifecycle.run_models()` is covered; new kinds register nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import uuid
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from celery import current_app
+from django.apps import apps
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+from django_celery_results.models import GroupResult, TaskResult
+
+from . import lifecycle
+from .models import TERMINAL, Run, RunStatus
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500  # rows per query or transaction: bounded work and short locks
+
+
+def revoke(task_id: str, *, terminate: bool) -> None:
+    """Ask workers to drop (or kill) a task; a broker outage must not stop the maintenance pass."""
+    if not task_id:
+        return
+    try:
+        current_app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+    except Exception as exc:  # kombu raises several kinds when the broker is away
+        logger.warning("could not revoke task %s: %s", task_id, exc)
+
+
+# Check timeouts
+
+
+def check_timeouts(
+    *, stale_after_seconds: float | None = None, timeout_minutes: float = 30
+) -> dict:
+    """1. end runs past their timeout `timed_out`; 2. dispatch runs with a stale heartbeat again."""
+    now = timezone.now()
+    stale_after = stale_after_seconds or settings.RUN_STALE_AFTER_SECONDS
+    timeout_cutoff = now - timedelta(minutes=timeout_minutes)
+    stale_cutoff = now - timedelta(seconds=stale_after)
+    done: Counter = Counter()
+    for model in lifecycle.run_models():
+        for run in overdue_runs(model, timeout_cutoff):
+            done["timed_out"] += time_out(
+                run, f"Stopped: running for over {timeout_minutes:g} min."
+            )
+        for run in stale_runs(model, stale_cutoff):
+            done[redispatch_stale(run, stale_cutoff)] += 1
+    done.pop("", None)
+    return {"timed_out": done["timed_out"], "redispatched": done["redispatched"]}
+
+
+def overdue_runs(model: type[Run], cutoff) -> models.QuerySet:
+    # created_at <= started_at, so the created_at bound is implied; it lets the (status, created_at)
+    # index narrow the scan to old in-progress runs.
+    return model.objects.filter(
+        status__in=lifecycle.IN_PROGRESS, created_at__lt=cutoff, started_at__lt=cutoff
+    ).order_by()[:BATCH]
+
+
+def stale_runs(model: type[Run], cutoff) -> models.QuerySet:
+    return model.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).order_by()[
+        :BATCH
+    ]
+
+
+def time_out(run: Run, message: str) -> int:
+    """End the run timed_out (fenced by its attempt) and kill its task; 1 if this call ended it."""
+    task_id = run.task_id
+    if not lifecycle.transition(
+        run, RunStatus.TIMED_OUT, only_from=lifecycle.IN_PROGRESS, message=message
+    ):
+        return 0
+    revoke(task_id, terminate=True)
+    logger.warning("run %s timed out: %s", run.pk, message)
+    return 1
+
+
+def redispatch_stale(run: Run, stale_cutoff) -> str:
+    """Send a run whose worker died round again, or end it when its attempts are spent."""
+    if run.attempt >= run.max_attempts:
+        ended = time_out(
+            run, f"Stopped: the worker was lost and all {run.max_attempts} attempts are spent."
+        )
+        return "timed_out" if ended else ""
+    # The heartbeat bound in the UPDATE re-checks staleness: a slow but alive worker keeps its run.
+    released = (
+        type(run)
+        .objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, attempt=run.attempt, heartbeat_at__lt=stale_cutoff
+        )
+        .update(status=RunStatus.PENDING, message="The worker stopped answering; dispatched again.")
+    )
+    if not released:
+        return ""
+    revoke(run.task_id, terminate=False)  # a redelivery of the old message would only back off
+    lifecycle.dispatch(run, only_from=frozenset({RunStatus.PENDING}))  # stays pending if refused
+    logger.warning("run %s had a stale heartbeat; dispatched again", run.pk)
+    return "redispatched"
+
+
+# Scan
+
+
+def scan(*, pending_grace_seconds: float = 10, requeue_after_seconds: float = 3600) -> dict:
+    """1. dispatch runs left pending; 2. poll the provider jobs of waiting runs;
+    3. dispatch again queued runs that never started (the broker lost their message)."""
+    relayed = lifecycle.relay_pending(older_than_seconds=pending_grace_seconds, limit=BATCH)
+    cutoff = timezone.now() - timedelta(seconds=requeue_after_seconds)
+    polled = requeued = 0
+    for model in lifecycle.run_models():
+        polled += poll_waiting(model)
+        requeued += sum(requeue_lost(run) for run in lost_queued_runs(model, cutoff))
+    return {"dispatched": relayed, "polled": polled, "requeued": requeued}
+
+
+def poll_waiting(model: type[Run]) -> int:
+    """Poll each waiting run under a SKIP LOCKED row lock, so a concurrent scan skips it."""
+    waiting = model.objects.filter(status=RunStatus.WAITING).order_by("created_at")
+    polled = 0
+    for pk in list(waiting.values_list("pk", flat=True)[:BATCH]):
+        try:
+            with transaction.atomic():
+                rows = model.objects.select_for_update(skip_locked=True).order_by()
+                run = rows.filter(pk=pk, status=RunStatus.WAITING).first()
+                if run is None:
+                    continue
+                run.poll_remote()
+                polled += 1
+        except Exception:
+            logger.exception("polling the provider job of run %s failed", pk)
+    return polled
+
+
+def lost_queued_runs(model: type[Run], cutoff) -> models.QuerySet:
+    # created_at <= queued_at: the created_at bound lets the (status, created_at) index do the work.
+    return model.objects.filter(
+        status=RunStatus.QUEUED, created_at__lt=cutoff, queued_at__lt=cutoff
+    ).order_by()[:BATCH]
+
+
+def requeue_lost(run: Run) -> int:
+    """Move a long-queued run back to pending (fenced by its task id) and dispatch it afresh."""
+    released = (
+        type(run)
+        .objects.filter(pk=run.pk, status=RunStatus.QUEUED, task_id=run.task_id)
+        .update(
+            status=RunStatus.PENDING, message="Queued too long without starting; dispatched again."
+        )
+    )
+    if not released:
+        return 0
+    revoke(run.task_id, terminate=False)
+    lifecycle.dispatch(run, only_from=frozenset({RunStatus.PENDING}))
+    logger.warning("run %s never started; dispatched again", run.pk)
+    return 1
+
+
+# Clean up
+
+
+def cleanup(
+    *,
+    retention_days: float | None = None,
+    orphan_grace_seconds: float = 3600,
+    max_batches: int = 200,
+) -> dict:
+    """1. delete finished runs (results, artifact files) past retention;
+    2. delete expired Celery results; 3. delete artifact files no row owns."""
+    days = retention_days or settings.RUN_RETENTION_DAYS
+    cutoff = timezone.now() - timedelta(days=days)
+    runs = sum(prune_runs(model, cutoff, max_batches) for model in lifecycle.run_models())
+    results = prune_task_results(max_batches)
+    files = remove_orphan_files(orphan_grace_seconds)
+    return {"runs": runs, "task_results": results, "orphan_files": files}
+
+
+def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
+    """Delete expired finished runs batch by batch, each claimed with SKIP LOCKED."""
+    expired = model.objects.filter(status__in=TERMINAL, finished_at__lt=cutoff).order_by()
+    deleted = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            pks = list(
+                expired.select_for_update(skip_locked=True).values_list("pk", flat=True)[:BATCH]
+            )
+            if not pks:
+                break
+            names = artifact_names(model, pks)
+            model.objects.filter(pk__in=pks).delete()  # cascades to results
+            transaction.on_commit(lambda names=names: remove_files(names))
+        deleted += len(pks)
+    if deleted:
+        logger.info("deleted %s %s past retention", deleted, model.__name__)
+    return deleted
+
+
+def artifact_names(model: type[Run], pks: list) -> list[str]:
+    """Storage names in every FileField of the runs and of the rows pointing at them (results)."""
+    names: list[str] = []
+    for owner, lookup in [(model, "pk"), *related_owners(model)]:
+        fields = [f.name for f in owner._meta.fields if isinstance(f, models.FileField)]
+        if fields:
+            rows = owner._default_manager.filter(**{f"{lookup}__in": pks}).values_list(*fields)
+            names += [name for row in rows for name in row if name]
+    return names
+
+
+def related_owners(model: type[Run]) -> list[tuple[type[models.Model], str]]:
+    return [
+        (rel.related_model, rel.field.name)
+        for rel in model._meta.related_objects
+        if rel.one_to_one or rel.one_to_many
+    ]
+
+
+def remove_files(names: list[str]) -> None:
+    root = Path(settings.MEDIA_ROOT).resolve()
+    for name in names:
+        path = (root / name).resolve()
+        if root in path.parents:  # a stored name never points outside MEDIA_ROOT
+            path.unlink(missing_ok=True)
+            remove_empty_run_dir(path.parent, root)
+
+
+def remove_empty_run_dir(folder: Path, root: Path) -> None:
+    if folder != root and UUID_RE.fullmatch(folder.name):
+        with contextlib.suppress(OSError):  # not empty: another artifact is still there
+            folder.rmdir()
+
+
+def prune_task_results(max_batches: int) -> int:
+    """Delete expired django-celery-results rows in batches through the date_done index."""
+    cutoff = timezone.now() - timedelta(seconds=current_app.conf.result_expires or 0)
+    deleted = 0
+    for model in (TaskResult, GroupResult):
+        expired = model.objects.filter(date_done__lt=cutoff).order_by()
+        for _ in range(max_batches):
+            pks = list(expired.values_list("pk", flat=True)[:BATCH])
+            if not pks:
+                break
+            model.objects.filter(pk__in=pks).delete()
+            deleted += len(pks)
+    return deleted
+
+
+# Artifacts are named by run id (podcasts/<id>.mp3, videos/<id>/...): the id says who owns a file.
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def remove_orphan_files(grace_seconds: float) -> int:
+    """Delete files under MEDIA_ROOT named by an id no row has; files without an id are left alone.
+
+    Any model with a UUID primary key counts as an owner, so an upload named by another object's
+    id is never taken for an orphan. Files younger than the grace may belong to a run being written.
+    """
+    root = Path(settings.MEDIA_ROOT)
+    if not root.is_dir():
+        return 0
+    oldest = timezone.now().timestamp() - grace_seconds
+    candidates = list(files_named_by_id(root, oldest))
+    removed = 0
+    for start in range(0, len(candidates), BATCH):
+        batch = candidates[start : start + BATCH]
+        owned = existing_ids({file_id for file_id, _ in batch})
+        for file_id, path in batch:
+            if file_id not in owned:
+                path.unlink(missing_ok=True)
+                remove_empty_run_dir(path.parent, root)
+                removed += 1
+    if removed:
+        logger.info("removed %s orphaned artifact file(s)", removed)
+    return removed
+
+
+def files_named_by_id(root: Path, oldest: float):
+    for folder, _, filenames in os.walk(root):
+        for filename in filenames:
+            path = Path(folder) / filename
+            found = UUID_RE.search(str(path.relative_to(root)))
+            if found and modified_before(path, oldest):
+                yield uuid.UUID(found.group()), path
+
+
+def modified_before(path: Path, oldest: float) -> bool:
+    try:
+        return path.stat().st_mtime < oldest
+    except FileNotFoundError:  # removed meanwhile (a concurrent cleanup)
+        return False
+
+
+def existing_ids(ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    owners = [m for m in apps.get_models() if isinstance(m._meta.pk, models.UUIDField)]
+    found: set[uuid.UUID] = set()
+    for model in owners:
+        found.update(model._default_manager.filter(pk__in=ids).values_list("pk", flat=True))
+    return found

@@ -1,0 +1,81 @@
+"""The three maintenance schedules, created in the database only when missing.
+
+Not CELERY_BEAT_SCHEDULE: beat copies that over the database at every start, which would undo an
+operator's edits in the admin. Here an existing row (found by its unique name) is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from . import audit
+
+
+def defaults() -> dict[str, dict]:
+    """DESIGN.md's defaults; timeouts, staleness and retention are kwargs the admin can edit."""
+    return {
+        "check timeouts": {
+            "task": "runs.check_timeouts",
+            "every_seconds": 300,
+            "kwargs": {
+                "timeout_minutes": 30,
+                "stale_after_seconds": settings.RUN_STALE_AFTER_SECONDS,
+            },
+            "description": "Re-dispatch runs whose worker died; end runs past their timeout.",
+        },
+        "scan async runs": {
+            "task": "runs.scan",
+            "every_seconds": 15,
+            "kwargs": {"pending_grace_seconds": 10, "requeue_after_seconds": 3600},
+            "description": "Dispatch pending runs, poll provider jobs, re-send lost messages.",
+        },
+        "clean up": {
+            "task": "runs.cleanup",
+            "crontab": {"minute": "0", "hour": "2"},
+            "kwargs": {"retention_days": settings.RUN_RETENTION_DAYS},
+            "description": "Delete old runs, results and artifact files; expired Celery results.",
+        },
+    }
+
+
+def sync_schedules() -> list[str]:
+    """Create each default schedule that is missing; return the names created."""
+    existing = set(PeriodicTask.objects.values_list("name", flat=True))
+    created = []
+    with audit.acting_as(None, "sync_schedules"):
+        for name, spec in defaults().items():
+            if name not in existing:
+                create_schedule(name, spec)
+                created.append(name)
+    return created
+
+
+@transaction.atomic
+def create_schedule(name: str, spec: dict) -> PeriodicTask:
+    timing = {}
+    if "every_seconds" in spec:
+        timing["interval"], _ = IntervalSchedule.objects.get_or_create(
+            every=spec["every_seconds"], period=IntervalSchedule.SECONDS
+        )
+    else:
+        timing["crontab"], _ = CrontabSchedule.objects.get_or_create(
+            timezone=settings.TIME_ZONE,
+            day_of_week="*",
+            day_of_month="*",
+            month_of_year="*",
+            **spec["crontab"],
+        )
+    task, _ = PeriodicTask.objects.get_or_create(
+        name=name,
+        defaults={
+            "task": spec["task"],
+            "kwargs": json.dumps(spec["kwargs"]),
+            "description": spec["description"],
+            **timing,
+        },
+    )
+    return task
