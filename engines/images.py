@@ -1,0 +1,233 @@
+"""Local images drawn with Pillow: character portraits, scene frames and subtitle bands."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from functools import cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from engines.errors import EngineError
+
+Size = tuple[int, int]
+Color = tuple[int, int, int]
+
+LATIN_FONTS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+)
+CJK_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+)
+COLOR_WORDS: dict[str, Color] = {
+    "red": (200, 50, 50), "blue": (50, 90, 200), "green": (60, 150, 70), "yellow": (230, 200, 60),
+    "purple": (130, 70, 170), "orange": (230, 130, 40), "pink": (230, 130, 170),
+    "brown": (120, 80, 50), "black": (35, 35, 40), "white": (235, 235, 235),
+    "grey": (128, 128, 135), "gray": (128, 128, 135), "gold": (210, 170, 60),
+    "silver": (190, 190, 200), "红": (200, 50, 50), "蓝": (50, 90, 200), "绿": (60, 150, 70),
+}  # fmt: skip
+SKIN_TONES: list[Color] = [
+    (241, 194, 125),
+    (224, 172, 105),
+    (198, 134, 66),
+    (141, 85, 36),
+    (255, 219, 172),
+]
+
+
+def draw_portrait(name: str, description: str, out_path: Path, *, size: Size = (512, 512)) -> Path:
+    """Draw a simple, deterministic character portrait (PNG) from a name and description."""
+    rng = _rng(name, description)
+    image = gradient(size, _random_color(rng), _random_color(rng))
+    _draw_figure(ImageDraw.Draw(image), size, rng, _described_color(description, rng))
+    _draw_caption(image, name, top=False)
+    return _save(image, out_path)
+
+
+def draw_scene(
+    text: str,
+    description: str,
+    *,
+    portrait: Path | None,
+    subtitle: str,
+    out_path: Path,
+    size: Size = (1280, 720),
+) -> Path:
+    """Draw a scene frame: a landscape from the description, the portrait and an optional subtitle.
+
+    Pass subtitle="" for frames that video.compose will subtitle itself.
+    """
+    rng = _rng(text, description)
+    background = gradient(size, _random_color(rng, light=True), _random_color(rng))
+    _draw_landscape(ImageDraw.Draw(background), size, rng)
+    return _save(finish_scene(background, portrait=portrait, subtitle=subtitle), out_path)
+
+
+def finish_scene(background: Image.Image, *, portrait: Path | None, subtitle: str) -> Image.Image:
+    """Paste the portrait into a round frame and draw the subtitle; shared with remote images."""
+    image = background.convert("RGB")
+    if portrait is not None:
+        _paste_portrait(image, portrait)
+    if subtitle.strip():
+        band = draw_subtitle_band(subtitle, image.width)
+        image.paste(band, (0, image.height - band.height), band)
+    return image
+
+
+def draw_subtitle_band(text: str, width: int, *, fixed_lines: int | None = None) -> Image.Image:
+    """A transparent full-width RGBA band with up to three wrapped, bottom-aligned subtitle lines.
+
+    With fixed_lines the band always has room for that many lines, so every band of a video has
+    one size; the dark backing covers only the lines in use.
+    """
+    font_size = max(16, width // 40)
+    font = load_font(font_size, text)
+    lines = wrap(text, font, int(width * 0.9), max_lines=fixed_lines or 3) if text.strip() else []
+    line_height = int(font_size * 1.35)
+    rows = fixed_lines or max(len(lines), 1)
+    band = Image.new("RGBA", (width, line_height * rows + font_size), (0, 0, 0, 0))
+    if not lines:
+        return band
+    draw = ImageDraw.Draw(band)
+    top = band.height - line_height * len(lines) - font_size
+    draw.rectangle((0, top, width, band.height), fill=(0, 0, 0, 150))
+    for index, line in enumerate(lines):
+        y = top + font_size // 2 + index * line_height
+        draw.text(
+            (width // 2, y),
+            line,
+            font=font,
+            fill="white",
+            anchor="ma",
+            stroke_width=max(1, font_size // 14),
+            stroke_fill="black",
+        )
+    return band
+
+
+def gradient(size: Size, top: Color, bottom: Color) -> Image.Image:
+    """A vertical two-colour gradient, built from Pillow's ramp (no per-pixel Python loop)."""
+    mask = Image.linear_gradient("L").resize(size)
+    return Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), mask)
+
+
+def load_font(size: int, text: str = "") -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A TrueType font able to draw `text` (CJK if needed); ENGINE_FONT_PATH overrides."""
+    for path in _font_candidates(has_cjk(text)):
+        if Path(path).is_file():
+            return _truetype(path, size)
+    return ImageFont.load_default(size)
+
+
+def has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+
+
+def wrap(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, *, max_lines: int
+) -> list[str]:
+    """Greedy wrap by pixel width; Chinese wraps between characters, other text between words."""
+    tokens = list(text.strip()) if has_cjk(text) else text.split()
+    joiner = "" if has_cjk(text) else " "
+    lines: list[str] = [""]
+    for token in tokens:
+        candidate = f"{lines[-1]}{joiner}{token}" if lines[-1] else token
+        if font.getlength(candidate) <= width or not lines[-1]:
+            lines[-1] = candidate
+        else:
+            lines.append(token)
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], lines[max_lines - 1].rstrip(" .,") + "…"]
+    return lines
+
+
+def _font_candidates(cjk: bool) -> list[str]:
+    override = os.environ.get("ENGINE_FONT_PATH")
+    return [p for p in (override, *(CJK_FONTS if cjk else ()), *LATIN_FONTS) if p]
+
+
+@cache
+def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
+
+
+def _rng(*parts: str) -> random.Random:
+    # Seeded from the content, so the same character always looks the same across runs.
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return random.Random(digest)
+
+
+def _random_color(rng: random.Random, *, light: bool = False) -> Color:
+    low = 140 if light else 30
+    return (rng.randint(low, 230), rng.randint(low, 230), rng.randint(low, 230))
+
+
+def _described_color(description: str, rng: random.Random) -> Color:
+    words = description.lower()
+    return next((c for word, c in COLOR_WORDS.items() if word in words), _random_color(rng))
+
+
+def _draw_figure(draw: ImageDraw.ImageDraw, size: Size, rng: random.Random, clothes: Color) -> None:
+    w, h = size
+    skin, hair = rng.choice(SKIN_TONES), _random_color(rng)
+    cx, cy, r = w // 2, int(h * 0.42), int(min(w, h) * 0.2)
+    draw.ellipse((cx - 2 * r, h - int(1.3 * r), cx + 2 * r, h + 2 * r), fill=clothes)  # shoulders
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=skin)  # head
+    draw.chord((cx - r, cy - r - r // 4, cx + r, cy + r // 2), 180, 360, fill=hair)  # hair
+    eye = max(2, r // 8)
+    for dx in (-r // 3, r // 3):
+        draw.ellipse((cx + dx - eye, cy - eye, cx + dx + eye, cy + eye), fill=(30, 30, 40))
+    draw.arc(
+        (cx - r // 3, cy + r // 6, cx + r // 3, cy + r // 2),
+        20,
+        160,
+        fill=(120, 40, 40),
+        width=max(2, r // 20),
+    )
+
+
+def _draw_landscape(draw: ImageDraw.ImageDraw, size: Size, rng: random.Random) -> None:
+    w, h = size
+    sun = (rng.randint(w // 10, w - w // 10), rng.randint(h // 10, h // 3))
+    radius = h // 10
+    draw.ellipse(
+        (sun[0] - radius, sun[1] - radius, sun[0] + radius, sun[1] + radius), fill=(250, 230, 150)
+    )
+    for layer in range(3):  # three hill ranges, darker towards the viewer
+        base = int(h * (0.55 + 0.12 * layer))
+        points = [(0, h)] + [(x, base - rng.randint(0, h // 6)) for x in range(0, w + 80, w // 6)]
+        shade = 150 - 40 * layer
+        draw.polygon([*points, (w, h)], fill=(shade // 2, shade, shade // 2 + rng.randint(0, 40)))
+
+
+def _draw_caption(image: Image.Image, text: str, *, top: bool) -> None:
+    band = draw_subtitle_band(text, image.width)
+    image.paste(band, (0, 0 if top else image.height - band.height), band)
+
+
+def _paste_portrait(image: Image.Image, portrait: Path) -> None:
+    side = int(image.height * 0.45)
+    try:
+        with Image.open(portrait) as source:
+            face = source.convert("RGB").resize((side, side))
+    except OSError as exc:
+        raise EngineError(f"cannot read portrait {portrait}: {exc}") from exc
+    mask = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(mask).ellipse((0, 0, side - 1, side - 1), fill=255)
+    margin = image.height // 20
+    image.paste(face, (image.width - side - margin, image.height // 6), mask)
+
+
+def _save(image: Image.Image, out_path: Path) -> Path:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out_path, format="PNG")
+    return out_path

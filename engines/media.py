@@ -1,0 +1,83 @@
+"""ffmpeg runner and PyAV probe shared by the audio and video engines."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+
+from engines.errors import EngineError, TransientEngineError
+
+STDERR_TAIL_LINES = 8
+
+
+@dataclass
+class StreamInfo:
+    kind: str  # "audio" or "video"
+    codec: str
+    width: int | None = None
+    height: int | None = None
+    sample_rate: int | None = None
+    pix_fmt: str | None = None
+
+
+@dataclass
+class MediaInfo:
+    duration_seconds: float
+    streams: list[StreamInfo] = field(default_factory=list)
+
+    def first(self, kind: str) -> StreamInfo | None:
+        """The first stream of a kind, or None."""
+        return next((s for s in self.streams if s.kind == kind), None)
+
+
+@cache
+def ffmpeg_exe() -> str:
+    """Path of the static ffmpeg that imageio-ffmpeg ships (IMAGEIO_FFMPEG_EXE overrides it)."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> None:
+    """Run ffmpeg quietly; raise EngineError carrying the last stderr lines on failure."""
+    # -nostdin: a worker has no terminal, and ffmpeg would otherwise read keystrokes from it.
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args]
+    try:
+        done = subprocess.run(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        # A slow render is usually load, not bad input, so let the caller retry later.
+        raise TransientEngineError(f"ffmpeg did not finish within {timeout} s") from exc
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-STDERR_TAIL_LINES:]
+        raise EngineError(f"ffmpeg failed ({done.returncode}): " + " | ".join(tail))
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Duration and streams of a media file, read with PyAV (the static ffmpeg has no ffprobe)."""
+    try:
+        with av.open(str(path)) as container:
+            streams = [_stream_info(s) for s in container.streams if s.type in ("audio", "video")]
+            return MediaInfo(_duration_seconds(container), streams)
+    except (av.FFmpegError, OSError) as exc:
+        raise EngineError(f"cannot read media file {path}: {exc}") from exc
+
+
+def _stream_info(stream: av.stream.Stream) -> StreamInfo:
+    ctx = stream.codec_context
+    codec = ctx.codec.canonical_name  # "mp3", not the decoder's name "mp3float"
+    if stream.type == "video":
+        return StreamInfo("video", codec, ctx.width, ctx.height, pix_fmt=ctx.format.name)
+    return StreamInfo("audio", codec, sample_rate=ctx.sample_rate)
+
+
+def _duration_seconds(container: av.container.InputContainer) -> float:
+    if container.duration is not None:
+        return container.duration / av.time_base
+    # Some muxers only record per-stream durations.
+    spans = [float(s.duration * s.time_base) for s in container.streams if s.duration]
+    return max(spans, default=0.0)

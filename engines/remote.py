@@ -1,0 +1,269 @@
+"""Remote engines speaking the OpenAI-compatible HTTP API: chat completions, speech and images."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+import wave
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image, ImageOps
+
+from engines.errors import EngineError, TransientEngineError
+from engines.images import finish_scene
+from engines.text import Line, Scene, Section, Speaker
+
+OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
+IMAGE_SIZE = "1024x1024"  # the one size every OpenAI-compatible image model accepts
+SYSTEM_PROMPT = (
+    "You write material for podcasts and videos. Answer with one JSON object only, "
+    "exactly in the shape the user's 'reply_format' describes."
+)
+REPLY_FORMATS = {
+    "outline": '{"sections": [{"title": str, "points": [str, ...]}, ...]}',
+    "transcript": '{"lines": [{"speaker": str, "text": str}, ...]}',
+    "video_script": '{"scenes": [{"character": str, "text": str, "description": str}, ...]}',
+}
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    base_url: str
+    api_key: str
+    chat_model: str
+    tts_model: str
+    image_model: str
+    timeout_seconds: float
+
+
+def post(config: RemoteConfig, path: str, payload: dict[str, Any]) -> httpx.Response:
+    """POST JSON to the provider; map timeouts, 5xx and dropped connections to transient errors."""
+    url = config.base_url.rstrip("/") + path
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    try:
+        # A client per call: Celery forks workers, and a pooled connection must not cross a fork.
+        with httpx.Client(timeout=config.timeout_seconds) as client:
+            response = client.post(url, json=payload, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise TransientEngineError(f"{url} timed out after {config.timeout_seconds} s") from exc
+    except httpx.TransportError as exc:
+        raise TransientEngineError(f"cannot reach {url}: {exc}") from exc
+    if response.status_code >= 500 or response.status_code == 429:  # 429: rate limited, retry
+        raise TransientEngineError(f"{url} answered {response.status_code}: {_reason(response)}")
+    if response.status_code >= 400:
+        raise EngineError(
+            f"{url} refused the request ({response.status_code}): {_reason(response)}"
+        )
+    return response
+
+
+def chat_json(config: RemoteConfig, task: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Ask the chat model for a JSON object for one task and return it parsed."""
+    user = json.dumps(
+        {"task": task, "reply_format": REPLY_FORMATS[task], **request}, ensure_ascii=False
+    )
+    payload = {
+        "model": config.chat_model,
+        "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": user},
+        ],
+        "response_format": {"type": "json_object"},
+    }
+    reply = _json_body(post(config, "/chat/completions", payload))
+    try:
+        content = reply["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise EngineError("chat reply has no choices[0].message.content") from exc
+    return _parse_content(content)
+
+
+class RemoteTextEngine:
+    """write_outline / write_transcript / write_video_script through chat completions."""
+
+    def __init__(self, config: RemoteConfig) -> None:
+        self.config = config
+
+    def write_outline(self, sources: list[str], *, sections: int, language: str) -> list[Section]:
+        data = chat_json(
+            self.config, "outline", {"sources": sources, "sections": sections, "language": language}
+        )
+        return [
+            Section(_text(s, "title"), [str(p) for p in _list(s, "points")])
+            for s in _list(data, "sections")
+        ]
+
+    def write_transcript(
+        self,
+        outline: list[Section],
+        speakers: list[Speaker],
+        *,
+        intro: str,
+        outro: str,
+        briefing_suffix: str,
+        target_words: int,
+        language: str,
+    ) -> list[Line]:
+        data = chat_json(self.config, "transcript", {
+            "outline": [{"title": s.title, "points": s.points} for s in outline],
+            "speakers": [{"name": s.name, "role": s.role} for s in speakers],
+            "intro": intro, "outro": outro, "briefing": briefing_suffix,
+            "target_words": target_words, "language": language,
+        })  # fmt: skip
+        names = [s.name for s in speakers]
+        lines = [(_text(item, "speaker"), _text(item, "text")) for item in _list(data, "lines")]
+        # A model may invent or misspell a name; give such lines to the speakers in turn.
+        return [
+            Line(who if who in names else names[i % len(names)], text)
+            for i, (who, text) in enumerate(lines)
+        ]
+
+    def write_video_script(
+        self, prompt: str, characters: list[dict], *, seed: str, scenes: int | None = None
+    ) -> list[Scene]:
+        data = chat_json(
+            self.config,
+            "video_script",
+            {"prompt": prompt, "characters": characters, "seed": seed, "scenes": scenes},
+        )
+        return [
+            Scene(_text(s, "character"), _text(s, "text"), _text(s, "description"))
+            for s in _list(data, "scenes")
+        ]
+
+
+class RemoteSpeechEngine:
+    """synthesize through POST /audio/speech, asking for WAV."""
+
+    def __init__(self, config: RemoteConfig) -> None:
+        self.config = config
+
+    def synthesize(self, text: str, *, voice: str, pitch: int, rate: int, out_path: Path) -> float:
+        payload = {
+            "model": self.config.tts_model,
+            "input": text,
+            "voice": remote_voice(voice, pitch),
+            "response_format": "wav",
+        }
+        audio = post(self.config, "/audio/speech", payload).content
+        try:
+            with wave.open(io.BytesIO(audio), "rb") as wav:
+                seconds = wav.getnframes() / wav.getframerate()
+        except (wave.Error, EOFError) as exc:
+            raise EngineError(f"speech reply is not a WAV file ({len(audio)} bytes)") from exc
+        Path(out_path).write_bytes(audio)
+        return seconds
+
+    def list_voices(self) -> list[str]:
+        return list(OPENAI_VOICES)
+
+
+class RemoteImageEngine:
+    """draw_portrait / draw_scene through POST /images/generations (b64_json)."""
+
+    def __init__(self, config: RemoteConfig) -> None:
+        self.config = config
+
+    def draw_portrait(
+        self, name: str, description: str, out_path: Path, *, size: tuple[int, int] = (512, 512)
+    ) -> Path:
+        prompt = f"Portrait of {name}: {description}. Friendly illustration, plain background."
+        return _save(ImageOps.fit(self._generate(prompt), size), out_path)
+
+    def draw_scene(
+        self,
+        text: str,
+        description: str,
+        *,
+        portrait: Path | None,
+        subtitle: str,
+        out_path: Path,
+        size: tuple[int, int] = (1280, 720),
+    ) -> Path:
+        prompt = f"{description}. Illustration for the line: {text}. No text or letters."
+        background = ImageOps.fit(self._generate(prompt), size)
+        return _save(finish_scene(background, portrait=portrait, subtitle=subtitle), out_path)
+
+    def _generate(self, prompt: str) -> Image.Image:
+        payload = {
+            "model": self.config.image_model,
+            "prompt": prompt,
+            "n": 1,
+            "size": IMAGE_SIZE,
+            "response_format": "b64_json",
+        }
+        reply = _json_body(post(self.config, "/images/generations", payload))
+        try:
+            image = Image.open(io.BytesIO(base64.b64decode(reply["data"][0]["b64_json"])))
+            image.load()
+        except (KeyError, IndexError, TypeError, binascii.Error, OSError) as exc:
+            raise EngineError("image reply has no readable data[0].b64_json") from exc
+        return image.convert("RGB")
+
+
+def remote_voice(voice: str, pitch: int) -> str:
+    """A provider voice: kept when it is one, else picked stably from the eSpeak voice and pitch."""
+    if voice.lower() in OPENAI_VOICES:
+        return voice.lower()
+    # Two hosts with the same eSpeak voice but different pitches still get different voices.
+    return OPENAI_VOICES[zlib.crc32(f"{voice}:{pitch}".encode()) % len(OPENAI_VOICES)]
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+        return str(error.get("message") if isinstance(error, dict) else error)
+    except (ValueError, AttributeError):
+        return response.text[:200] or response.reason_phrase
+
+
+def _json_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise EngineError(f"provider answered with non-JSON: {response.text[:200]!r}") from exc
+    if not isinstance(body, dict):
+        raise EngineError("provider answered with JSON that is not an object")
+    return body
+
+
+def _parse_content(content: Any) -> dict[str, Any]:
+    if not isinstance(content, str):
+        raise EngineError("chat reply content is not text")
+    # Some models wrap JSON in a ```json fence even when asked for a bare object.
+    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", content.strip())
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise EngineError(f"chat reply is not JSON: {content[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise EngineError("chat reply JSON is not an object")
+    return data
+
+
+def _list(data: Any, key: str) -> list[Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, list) or not value:
+        raise EngineError(f"chat reply needs a non-empty list '{key}'")
+    return value
+
+
+def _text(data: Any, key: str) -> str:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        raise EngineError(f"chat reply item needs a text '{key}'")
+    return value
+
+
+def _save(image: Image.Image, out_path: Path) -> Path:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out_path, format="PNG")
+    return out_path

@@ -1,0 +1,209 @@
+"""A local stand-in for an OpenAI-compatible provider: chat completions, speech and images.
+
+    with OpenAIServer() as server:
+        os.environ["AI_BASE_URL"] = server.base_url
+        server.fail_next(500)            # or 400, or "timeout" (sleeps past the client's timeout)
+        ...
+        assert server.requests[-1].path == "/v1/chat/completions"
+
+Chat replies answer the JSON request the engines send (task outline / transcript / video_script);
+set `server.chat_content` to send a fixed content string instead (e.g. something unparseable).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import struct
+import threading
+import time
+import wave
+import zlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+SPEECH_RATE = 16000
+SECONDS_PER_WORD = 0.25
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class OpenAIServer:
+    """Threaded HTTP server on a free port; a context manager that starts and stops it."""
+
+    def __init__(self, *, timeout_delay_seconds: float = 3.0) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.failures: list[int | str] = []
+        self.chat_content: str | None = None
+        self.timeout_delay_seconds = timeout_delay_seconds
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def fail_next(self, failure: int | str, times: int = 1) -> None:
+        """Make the next `times` requests answer this status code, or "timeout"."""
+        with self._lock:
+            self.failures.extend([failure] * times)
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.requests]
+
+    def __enter__(self) -> OpenAIServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _next_failure(self) -> int | str | None:
+        with self._lock:
+            return self.failures.pop(0) if self.failures else None
+
+
+def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep test output quiet
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                body = {}
+            server.requests.append(RecordedRequest(self.path, dict(self.headers), body))
+            failure = server._next_failure()
+            if failure == "timeout":
+                time.sleep(server.timeout_delay_seconds)
+                return self._send_json(500, {"error": {"message": "too late"}})
+            if isinstance(failure, int):
+                return self._send_json(
+                    failure,
+                    {"error": {"message": f"simulated {failure}", "type": "invalid_request_error"}},
+                )
+            self._route(body)
+
+        def _route(self, body: dict[str, Any]) -> None:
+            if self.path.endswith("/chat/completions"):
+                content = server.chat_content or json.dumps(chat_reply(body), ensure_ascii=False)
+                message = {"role": "assistant", "content": content}
+                self._send_json(
+                    200,
+                    {
+                        "id": "chatcmpl-stub",
+                        "object": "chat.completion",
+                        "model": body.get("model"),
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    },
+                )
+            elif self.path.endswith("/audio/speech"):
+                self._send(
+                    200, "audio/wav", speech_wav(body.get("input", ""), body.get("voice", ""))
+                )
+            elif self.path.endswith("/images/generations"):
+                png = base64.b64encode(image_png(body.get("prompt", ""))).decode()
+                self._send_json(200, {"created": int(time.time()), "data": [{"b64_json": png}]})
+            else:
+                self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+        def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+            self._send(status, "application/json", json.dumps(payload).encode())
+
+        def _send(self, status: int, content_type: str, data: bytes) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a simulated timeout); nothing to answer
+
+    return Handler
+
+
+def chat_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """A plausible JSON answer to the engines' chat request."""
+    try:
+        request = json.loads(body["messages"][-1]["content"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return {"text": "Hello from the stub."}
+    task = request.get("task")
+    if task == "outline":
+        count = int(request.get("sections") or 3)
+        return {
+            "sections": [
+                {"title": f"Part {i + 1}", "points": [f"Point {i + 1}.{j + 1}." for j in range(2)]}
+                for i in range(count)
+            ]
+        }
+    if task == "transcript":
+        names = [s["name"] for s in request.get("speakers", [])] or ["Host"]
+        texts = [
+            request.get("intro") or "Welcome.",
+            "Here is the main idea.",
+            "That makes sense.",
+            request.get("outro") or "Goodbye.",
+        ]
+        return {
+            "lines": [{"speaker": names[i % len(names)], "text": t} for i, t in enumerate(texts)]
+        }
+    if task == "video_script":
+        cast = [c.get("name", "Narrator") for c in request.get("characters") or []] or ["Narrator"]
+        count = int(request.get("scenes") or 3)
+        return {
+            "scenes": [
+                {
+                    "character": cast[i % len(cast)],
+                    "text": f"Scene {i + 1} line.",
+                    "description": f"A bright scene number {i + 1}.",
+                }
+                for i in range(count)
+            ]
+        }
+    return {"text": "Hello from the stub."}
+
+
+def speech_wav(text: str, voice: str) -> bytes:
+    """A real mono 16-bit WAV: a tone whose pitch depends on the voice, length on the text."""
+    seconds = min(10.0, max(0.3, SECONDS_PER_WORD * len(text.split())))
+    frequency = 180 + zlib.crc32(voice.encode()) % 200
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * frequency * i / SPEECH_RATE)))
+        for i in range(int(seconds * SPEECH_RATE))
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SPEECH_RATE)
+        wav.writeframes(frames)
+    return buffer.getvalue()
+
+
+def image_png(prompt: str) -> bytes:
+    """A real 256x256 PNG, coloured by the prompt."""
+    digest = zlib.crc32(prompt.encode())
+    color = (digest & 0xFF, (digest >> 8) & 0xFF, (digest >> 16) & 0xFF)
+    image = Image.new("RGB", (256, 256), color)
+    ImageDraw.Draw(image).ellipse((64, 64, 192, 192), fill=(255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
