@@ -12,6 +12,7 @@ import random
 import shutil
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +25,8 @@ from django.apps import apps
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -64,8 +66,17 @@ def transition(run: Run, to: RunStatus, *, only_from: frozenset, fenced: bool = 
         fields.setdefault("finished_at", timezone.now())
     moved = rows.update(status=to, **fields) == 1
     if moved:
-        run.refresh_from_db()
+        remember(run, status=to, **fields)
     return moved
+
+
+def remember(run: Run, **fields) -> None:
+    """Copy what an UPDATE wrote onto the instance; re-read only when it used an expression."""
+    if any(hasattr(value, "resolve_expression") for value in fields.values()):
+        run.refresh_from_db()
+        return
+    for name, value in fields.items():
+        setattr(run, name, value)
 
 
 # Dispatch (the outbox relay)
@@ -103,7 +114,7 @@ def dispatch(run: Run, *, only_from: frozenset = CLAIMABLE) -> bool:
         )
         logger.warning("run %s stays pending, the broker refused it: %s", run.pk, exc)
         return False
-    logger.info("run %s dispatched as task %s", run.pk, task_id)
+    logger.debug("run %s dispatched as task %s", run.pk, task_id)
     return True
 
 
@@ -179,7 +190,7 @@ def claim(model: type[Run], run_id: str) -> Run | None:
 
     Raises Backoff when another worker's heartbeat is fresh: it may still be working.
     """
-    run = model.objects.filter(pk=run_id).first()
+    run = model.objects.filter(pk=run_id).order_by().first()
     if run is None:
         logger.warning("%s %s does not exist; message dropped", model.__name__, run_id)
         return None
@@ -217,7 +228,7 @@ def claim(model: type[Run], run_id: str) -> Run | None:
         return None
     if previous == RunStatus.RUNNING:
         logger.warning("run %s taken over after a stale heartbeat (attempt %s)", run.pk, run.attempt)
-    logger.info("run %s claimed (attempt %s)", run.pk, run.attempt)
+    logger.debug("run %s claimed (attempt %s)", run.pk, run.attempt)
     return run
 
 
@@ -265,28 +276,55 @@ class RunContext:
             self._tmp = None
 
 
+class Heartbeats:
+    """One thread per worker process keeps fresh the heartbeat of every run that process executes.
+
+    A long step (an ffmpeg call) reports no progress for minutes; without this the timeout check
+    would take its run for dead. One long-lived thread, not one per run, keeps short runs cheap.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._contexts: set[RunContext] = set()
+        self._thread: threading.Thread | None = None
+
+    def track(self, ctx: RunContext) -> None:
+        with self._lock:
+            self._contexts.add(ctx)
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._loop, name="run-heartbeats", daemon=True)
+                self._thread.start()
+
+    def untrack(self, ctx: RunContext) -> None:
+        with self._lock:
+            self._contexts.discard(ctx)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(settings.RUN_HEARTBEAT_SECONDS)
+            with self._lock:
+                contexts = list(self._contexts)
+            if not contexts:
+                connection.close()  # this thread's own connection; idle workers hold none
+                continue
+            close_old_connections()
+            for ctx in contexts:
+                try:
+                    ctx.beat()
+                except Exception:
+                    logger.exception("heartbeat for run %s failed", ctx.run.pk)
+
+
+heartbeats = Heartbeats()
+
+
 @contextmanager
 def heartbeat(ctx: RunContext) -> Iterator[None]:
-    """Keep the run's heartbeat fresh from a thread while a long step (an ffmpeg call) runs."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        try:
-            while not stop.wait(settings.RUN_HEARTBEAT_SECONDS):
-                if not ctx.beat():
-                    return
-        except Exception:
-            logger.exception("heartbeat for run %s failed", ctx.run.pk)
-        finally:
-            connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=loop, name=f"heartbeat-{ctx.run.pk}", daemon=True)
-    thread.start()
+    heartbeats.track(ctx)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=5)
+        heartbeats.untrack(ctx)
 
 
 def finish(ctx: RunContext, status: RunStatus, **fields) -> bool:
@@ -311,6 +349,7 @@ def execute(task, model: type[Run], run_id: str, steps: Steps) -> None:
     2. run the steps with a heartbeat; they report progress through `ctx.step`;
     3. end succeeded, cancelled, timed_out or failed; transient errors retry within the attempts.
     """
+    close_old_connections()  # a connection the server dropped is replaced, not failed on
     try:
         run = claim(model, run_id)
     except Backoff as busy:
@@ -357,3 +396,162 @@ def retry_later(task, ctx: RunContext, exc: Exception) -> None:
 def readable(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text[:255]
+
+
+# Canvases: one run carried out by several tasks (a chain, a group, a chord)
+#
+# The first task claims the run (one attempt) and sends the canvas; every part then runs under
+# that attempt through `execute_part`. A part of an older attempt, or of a run that already
+# ended, does nothing, so a redelivered part, or a part after another one failed, is harmless.
+
+
+class PartContext(RunContext):
+    """A RunContext for one part of a canvas: parts may run in parallel, so progress only rises."""
+
+    def step(self, progress: int, stage: str, message: str = "") -> None:
+        progress = max(0, min(100, int(progress)))
+        moved = self._mine().filter(cancel_requested=False).update(
+            progress=Greatest(F("progress"), Value(progress)),
+            stage=stage[:64],
+            message=message[:255],
+            heartbeat_at=timezone.now(),
+        )
+        if moved:
+            self.run.progress, self.run.stage = max(self.run.progress, progress), stage
+            return
+        if self._mine().filter(cancel_requested=True).exists():
+            raise RunCancelled()
+        raise RunLost()
+
+
+def start_canvas(task, model: type[Run], run_id: str, build: Callable[[Run], object]) -> None:
+    """Claim the run for this delivery and send the canvas `build(run)` returns; its parts end it.
+
+    The run stays `running` once the canvas is sent; the last part marks it succeeded.
+    """
+    close_old_connections()  # a connection the server dropped is replaced, not failed on
+    try:
+        run = claim(model, run_id)
+    except Backoff as busy:
+        raise task.retry(countdown=busy.countdown, max_retries=None) from None
+    if run is None:
+        return
+    ctx = RunContext(run)
+    try:
+        build(run).apply_async()
+        logger.info("run %s canvas sent (attempt %s)", run.pk, run.attempt)
+    except (OperationalError, OSError) as exc:
+        retry_later(task, ctx, TransientEngineError(f"the broker refused the canvas: {exc}"))
+    except Exception as exc:
+        logger.exception("run %s: its canvas could not be built", run.pk)
+        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
+    finally:
+        close_old_connections()
+
+
+def execute_part(
+    task,
+    model: type[Run],
+    run_id: str,
+    attempt: int,
+    part: Steps,
+    *,
+    last: bool = False,
+    max_retries: int = 3,
+) -> None:
+    """Run one part of a run's canvas under the attempt that sent it.
+
+    1. skip quietly unless the run is `running` on `attempt` (a redelivery, a part after a
+       failure or cancel, or a part of an attempt that was taken over);
+    2. stop the run as cancelled if its cancel flag is set (the parts not yet started);
+    3. run the part with a heartbeat; the `last` part ends the run succeeded;
+    4. a failure fails the run (a conditional UPDATE, so once however many parts fail);
+       a transient error retries this part, not the whole canvas.
+    """
+    run = model.objects.filter(pk=run_id, attempt=attempt, status=RunStatus.RUNNING).first()
+    if run is None:
+        logger.info("%s: run %s is not running on attempt %s; skipped", task.name, run_id, attempt)
+        return
+    ctx = PartContext(run)
+    try:
+        if run.cancel_requested:
+            raise RunCancelled()
+        with heartbeat(ctx):
+            part(run, ctx)
+        if last and run.status == RunStatus.RUNNING:  # a hand-off to a provider leaves it waiting
+            finish(ctx, RunStatus.SUCCEEDED, progress=100, stage="done", message="")
+    except RunCancelled:
+        finish(ctx, RunStatus.CANCELLED, message="Cancelled.")
+    except RunLost:
+        logger.warning("run %s was taken over; %s of attempt %s stops", run.pk, task.name, attempt)
+    except SoftTimeLimitExceeded:
+        finish(ctx, RunStatus.TIMED_OUT, message="Stopped: the time limit was reached.")
+    except TransientEngineError as exc:
+        retries = task.request.retries or 0
+        if retries >= max_retries:
+            finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
+        else:
+            delay = backoff_seconds(retries + 1)
+            logger.warning("run %s: %s retries in %.1fs: %s", run.pk, task.name, delay, exc)
+            # Raised, not returned: a chord counts a part only when it really ends.
+            raise task.retry(countdown=delay, max_retries=max_retries, exc=exc) from None
+    except Exception as exc:
+        logger.exception("run %s failed in %s", run.pk, task.name)
+        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
+    finally:
+        ctx.remove_tmp()
+        close_old_connections()
+
+
+# Waiting on a remote provider (the scan polls `Run.poll_remote`)
+
+
+def wait_remote(ctx: RunContext, job_id: str, message: str = "") -> bool:
+    """Hand the run to a provider job: `running` -> `waiting` with the job id, same attempt."""
+    return transition(
+        ctx.run,
+        RunStatus.WAITING,
+        only_from=frozenset({RunStatus.RUNNING}),
+        remote_job_id=job_id[:255],
+        heartbeat_at=timezone.now(),
+        message=message[:255],
+    )
+
+
+def note_waiting(run: Run, message: str) -> bool:
+    """Record that the provider answered (its job is still going); refreshes the heartbeat."""
+    rows = type(run).objects.filter(pk=run.pk, status=RunStatus.WAITING, attempt=run.attempt)
+    return rows.update(heartbeat_at=timezone.now(), message=message[:255]) == 1
+
+
+def resume_remote(run: Run, signature) -> bool:
+    """The provider job is done: `waiting` -> `running` (same attempt), then send `signature`.
+
+    Of two scans polling the same run, only the one that moves it sends the part, after commit
+    (the scan polls inside a transaction; a part sent earlier could find the run still waiting).
+    If the broker refuses, the run goes back to `waiting` and the next scan tries again.
+    """
+    moved = transition(
+        run,
+        RunStatus.RUNNING,
+        only_from=frozenset({RunStatus.WAITING}),
+        heartbeat_at=timezone.now(),
+        message="The provider finished; collecting its result.",
+    )
+    if not moved:
+        return False
+
+    def send() -> None:
+        try:
+            signature.apply_async()
+        except (OperationalError, OSError) as exc:
+            logger.warning("run %s: could not resume, the broker refused it: %s", run.pk, exc)
+            transition(run, RunStatus.WAITING, only_from=frozenset({RunStatus.RUNNING}))
+
+    transaction.on_commit(send)
+    return True
+
+
+def end_waiting(run: Run, status: RunStatus, **fields) -> bool:
+    """End a `waiting` run (the provider failed the job, or the run was cancelled meanwhile)."""
+    return transition(run, status, only_from=frozenset({RunStatus.WAITING}), **fields)

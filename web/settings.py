@@ -266,6 +266,9 @@ BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, minimum=3)
 # Beat re-reads its schedule this often at most (seconds): an admin edit takes effect this fast.
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Keep a worker's database connection across tasks (Celery closes it around every task by
+# default, costing a new MySQL connection per run); CONN_MAX_AGE and health checks still apply.
+CELERY_DB_REUSE_MAX = 1000
 
 # Logging: to stderr; the scripts redirect worker and beat output to files under LOG_DIR.
 LOGGING = {

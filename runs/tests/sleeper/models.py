@@ -22,3 +22,9 @@ class SleepEffect(models.Model):
 
     run = models.ForeignKey(SleepRun, on_delete=models.CASCADE, related_name="effects")
     attempt = models.PositiveSmallIntegerField()
+
+
+class NoopRun(Run):
+    """A run whose steps do nothing: the lifecycle's own cost, for bench/lifecycle.py."""
+
+    task_name = "sleeper.noop_run"

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import time
+from functools import cache
+
+import redis
 
 from celery import shared_task
+from django.conf import settings
 
 from engines.errors import TransientEngineError
 from runs import lifecycle
 
-from .models import SleepEffect, SleepResult, SleepRun
+from .models import NoopRun, SleepEffect, SleepResult, SleepRun
 
 
 def sleep_through(run: SleepRun, ctx: lifecycle.RunContext) -> None:
@@ -30,6 +34,17 @@ def generate_sleep(self, run_id: str) -> None:
     lifecycle.execute(self, SleepRun, run_id, sleep_through)
 
 
+@shared_task(name="sleeper.noop_run", bind=True)
+def generate_noop(self, run_id: str) -> None:
+    lifecycle.execute(self, NoopRun, run_id, lambda run, ctx: None)
+
+
 @shared_task(name="sleeper.noop")
-def noop() -> None:
-    """The bare Celery task the lifecycle benchmark compares against."""
+def noop(counter_key: str) -> None:
+    """The bare Celery task the lifecycle benchmark compares against: it only counts itself."""
+    counter().incr(counter_key)
+
+
+@cache
+def counter() -> redis.Redis:
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
