@@ -1,0 +1,77 @@
+"""The video pipeline as a Celery canvas on the `video` queue, all of it one run.
+
+    video.generate   claims the run, then sends
+    chain(video.write_script,
+          group(video.draw_characters, video.speak_narration),   # a chord: both, then
+          video.compose)                                         # compose, which ends the run
+
+Every part carries (run id, attempt) and runs through `lifecycle.execute_part`, which skips it
+unless the run is still running on that attempt. With a remote provider configured, compose
+hands the frames and narration to it instead, the run waits, and `video.fetch_remote` (sent by
+the scan's poll when the provider is done) downloads the MP4 and ends the run.
+"""
+
+from __future__ import annotations
+
+from celery import chain, group, shared_task
+from django.conf import settings
+
+from runs import lifecycle
+
+from . import remote, steps
+from .models import VideoRun
+
+SOFT_LIMIT, HARD_LIMIT = settings.TASK_TIME_LIMITS["video"]
+LIMITS = {"soft_time_limit": SOFT_LIMIT, "time_limit": HARD_LIMIT}
+
+
+@shared_task(name="video.generate", bind=True, **LIMITS)
+def generate_video(self, run_id: str) -> None:
+    lifecycle.start_canvas(self, VideoRun, run_id, pipeline)
+
+
+def pipeline(run: VideoRun):
+    """The canvas of one attempt of a run; each part at the run's message priority."""
+    args = (str(run.pk), run.attempt)
+    priority = lifecycle.message_priority(run.priority)
+    return chain(
+        write_script.si(*args).set(priority=priority),
+        group(
+            draw_characters.si(*args).set(priority=priority),
+            speak_narration.si(*args).set(priority=priority),
+        ),
+        compose_video.si(*args).set(priority=priority),
+    )
+
+
+@shared_task(name="video.write_script", bind=True, **LIMITS)
+def write_script(self, run_id: str, attempt: int) -> None:
+    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.write_script)
+
+
+# The chord's header parts keep a result: the chord fires compose once both results are stored.
+@shared_task(name="video.draw_characters", bind=True, ignore_result=False, **LIMITS)
+def draw_characters(self, run_id: str, attempt: int) -> None:
+    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.draw_characters)
+
+
+@shared_task(name="video.speak_narration", bind=True, ignore_result=False, **LIMITS)
+def speak_narration(self, run_id: str, attempt: int) -> None:
+    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.speak_narration)
+
+
+@shared_task(name="video.compose", bind=True, **LIMITS)
+def compose_video(self, run_id: str, attempt: int) -> None:
+    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.compose_video, last=True)
+
+
+@shared_task(name="video.fetch_remote", bind=True, **LIMITS)
+def fetch_remote_video(self, run_id: str, attempt: int, url: str) -> None:
+    def fetch(run: VideoRun, ctx: lifecycle.RunContext) -> None:
+        ctx.step(90, "downloading video")
+        path = steps.artifact_folder(run) / "video.mp4"
+        with steps.replaced(path) as partial:
+            remote.download(url, partial)
+        steps.save_video(run, path)
+
+    lifecycle.execute_part(self, VideoRun, run_id, attempt, fetch, last=True)
