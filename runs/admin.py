@@ -83,3 +83,6 @@ class RunAdmin(admin.ModelAdmin):
         runs = queryset.filter(status__in=lifecycle.CLAIMABLE)
         done = sum(lifecycle.dispatch(run) for run in runs)
         self.message_user(request, f"{done} run(s) dispatched.", messages.SUCCESS)
+
+# The schedules admin: periodic tasks with next runs, last result and audit trail.
+from . import schedules_admin  # noqa: E402, F401

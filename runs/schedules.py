@@ -7,9 +7,12 @@ operator's edits in the admin. Here an existing row (found by its unique name) i
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from . import audit
@@ -58,11 +61,12 @@ def sync_schedules() -> list[str]:
 def create_schedule(name: str, spec: dict) -> PeriodicTask:
     timing = {}
     if "every_seconds" in spec:
-        timing["interval"], _ = IntervalSchedule.objects.get_or_create(
-            every=spec["every_seconds"], period=IntervalSchedule.SECONDS
+        timing["interval"] = first_or_create(
+            IntervalSchedule, every=spec["every_seconds"], period=IntervalSchedule.SECONDS
         )
     else:
-        timing["crontab"], _ = CrontabSchedule.objects.get_or_create(
+        timing["crontab"] = first_or_create(
+            CrontabSchedule,
             timezone=settings.TIME_ZONE,
             day_of_week="*",
             day_of_month="*",
@@ -79,3 +83,33 @@ def create_schedule(name: str, spec: dict) -> PeriodicTask:
         },
     )
     return task
+
+
+def first_or_create(model, **values):
+    """The first schedule row with these values, or a new one (beat's tables allow duplicates)."""
+    return model.objects.filter(**values).order_by("pk").first() or model.objects.create(**values)
+
+
+def schedule_zone(task: PeriodicTask) -> ZoneInfo:
+    """A crontab's own time zone, else the project's (the one beat reads intervals in)."""
+    if task.crontab_id:
+        return ZoneInfo(str(task.crontab.timezone))
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def next_run_times(task: PeriodicTask, count: int = 3) -> list[datetime]:
+    """The next firings of an enabled interval or crontab task, in the schedule's time zone."""
+    if not task.enabled or not (task.interval_id or task.crontab_id):
+        return []
+    zone = schedule_zone(task)
+    now = timezone.now().astimezone(zone)
+    if task.interval_id:
+        every = timedelta(seconds=task.interval.schedule.run_every.total_seconds())
+        first = max((task.last_run_at or now) + every, now)
+        return [(first + i * every).astimezone(zone) for i in range(count)]
+    times, cursor = [], max(task.last_run_at or now, now)
+    for _ in range(count):
+        start, delta, _ = task.crontab.schedule.remaining_delta(cursor.astimezone(zone))
+        cursor = (start + delta).astimezone(zone)
+        times.append(cursor)
+    return times
