@@ -21,6 +21,12 @@ honey keeps for years because microbes cannot grow in it.
 """
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Each test makes two or three users; the production hasher would take most of its time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def many_sentences(count: int) -> str:
     """A source of `count` different sentences, for episodes (and outlines) of some length."""
     subjects = ("The hive", "A forager", "The queen", "Each drone", "A nurse bee", "The colony")
