@@ -18,6 +18,9 @@ RESULT_FIELDS = ("audio_player", "duration", "processing_time", "outline_view", 
 class PodcastRunAdmin(RunAdmin):
     list_display = (*RunAdmin.list_display[:2], "episode_name", *RunAdmin.list_display[2:])
     search_fields = (*RunAdmin.search_fields, "episode_name")
+    # The date drill-down converts times in the database (CONVERT_TZ), which fails on a MySQL
+    # or MariaDB without time zone tables; the created_at filter does the same job everywhere.
+    date_hierarchy = None
     readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, *RESULT_FIELDS)
     fieldsets = (
         ("Episode", {"fields": INPUT_FIELDS}),
@@ -75,9 +78,10 @@ class PodcastRunAdmin(RunAdmin):
             return "-"
         rows = format_html_join(
             "",
-            "<tr><td>{:.1f}-{:.1f}</td><td><strong>{}</strong></td><td>{}</td></tr>",
+            "<tr><td>{}-{}</td><td><strong>{}</strong></td><td>{}</td></tr>",
             (
-                (line["start"], line["end"], line["speaker"], line["text"])
+                # Formatted first: format_html escapes its arguments into text.
+                (f"{line['start']:.1f}", f"{line['end']:.1f}", line["speaker"], line["text"])
                 for line in result.transcript
             ),
         )
@@ -121,4 +125,4 @@ class SourceAdmin(admin.ModelAdmin):
     search_fields = ("title", "owner__username")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
-    date_hierarchy = "created_at"
+    list_filter = ("created_at",)
