@@ -574,8 +574,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         )
     state = log_dir() / "flower.db"
     print(f"Flower on http://127.0.0.1:{args.port}/ (state in {state}); Ctrl-C stops it.")
+    # Flower reads FLOWER_BASIC_AUTH from the environment itself: no password in `ps` output.
     return exec_celery([
-        "flower", "--address=127.0.0.1", f"--port={args.port}", f"--basic-auth={auth}",
+        "flower", "--address=127.0.0.1", f"--port={args.port}",
         "--persistent=True", f"--db={state}", "--state_save_interval=60000",
     ])  # fmt: skip
 

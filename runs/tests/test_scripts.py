@@ -207,3 +207,29 @@ def test_bad_arguments_and_a_missing_database_get_one_sentence(ops):
     status = ops.run("status", **no_database)
     assert status.returncode == 2 and "database unreachable" in status.stdout
     assert "Traceback" not in status.stdout + status.stderr
+
+
+def test_deploy_units_match_the_settings():
+    """Supervisor and systemd wait out the longest hard limit; queues and scheduler match."""
+    import configparser
+
+    from django.conf import settings
+
+    supervisor = configparser.RawConfigParser()
+    supervisor.read(ROOT / "deploy" / "supervisor" / "mediaruns.conf")
+    worker = supervisor["program:mediaruns_worker"]
+    assert int(worker["stopwaitsecs"]) >= settings.LONGEST_HARD_LIMIT
+    assert worker["killasgroup"] == "true" and worker["stopasgroup"] == "false"
+    queues = ",".join(q.name for q in settings.CELERY_TASK_QUEUES)
+    assert f"--queues {queues}" in worker["command"]
+    assert (
+        f"--scheduler {settings.CELERY_BEAT_SCHEDULER}"
+        in supervisor["program:mediaruns_beat"]["command"]
+    )
+
+    systemd = (ROOT / "deploy" / "systemd" / "mediaruns-worker.service").read_text()
+    timeout = next(line for line in systemd.splitlines() if line.startswith("TimeoutStopSec="))
+    assert int(timeout.split("=")[1]) >= settings.LONGEST_HARD_LIMIT
+    assert "KillMode=mixed" in systemd and f"--queues {queues}" in systemd
+    beat = (ROOT / "deploy" / "systemd" / "mediaruns-beat.service").read_text()
+    assert f"--scheduler {settings.CELERY_BEAT_SCHEDULER}" in beat
