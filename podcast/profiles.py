@@ -25,14 +25,12 @@ EPISODE_PROFILES = {
     },
 }
 
-# Pitches chosen so the remote speech engine's voice mapping (engines.remote.remote_voice) also
-# gives each speaker of a profile a different provider voice.
 SPEAKER_PROFILES = {
     "default": {
         "name": "Default: host and expert",
         "speakers": [
             {"name": "Alex", "role": "host", "voice": "en-us+m3", "pitch": 40, "rate": 170},
-            {"name": "Sam", "role": "expert", "voice": "en-gb+f3", "pitch": 66, "rate": 160},
+            {"name": "Sam", "role": "expert", "voice": "en-gb+f3", "pitch": 65, "rate": 160},
         ],
     },
     "two_hosts": {

@@ -23,7 +23,7 @@ from engines import audio, get_speech_engine, get_text_engine, media
 from engines.errors import EngineError
 from engines.text import Line, Section, Speaker
 
-from . import markdown
+from . import markdown, voices
 from .models import PodcastResult, PodcastRun
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def read_sources(run: PodcastRun) -> list[str]:
 
 
 def speakers_of(run: PodcastRun) -> list[Speaker]:
+    """The profile's speakers, each with the voice name the configured speech engine gets."""
     speakers = [
         Speaker(name=s.name, role=s.role, voice=s.voice, pitch=s.pitch, rate=s.rate)
         for s in run.speaker_profile.speakers.all()
@@ -75,6 +76,9 @@ def speakers_of(run: PodcastRun) -> list[Speaker]:
         raise EngineError(
             f"Speaker profile {run.speaker_profile.slug!r} needs two or more speakers."
         )
+    engine_voices = voices.engine_voices(speakers)
+    for speaker in speakers:
+        speaker.voice = engine_voices[speaker.name]
     return speakers
 
 
