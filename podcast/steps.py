@@ -23,7 +23,7 @@ from engines import audio, get_speech_engine, get_text_engine, media
 from engines.errors import EngineError
 from engines.text import Line, Section, Speaker
 
-from . import markdown, voices
+from . import markdown, styles, voices
 from .models import PodcastResult, PodcastRun
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,15 @@ def generate(run: PodcastRun, ctx) -> None:
     profile = run.episode_profile
     speakers = speakers_of(run)
     ctx.step(10, "writing outline")
-    outline = write_outline(texts, profile)
+    outline = styles.shape_outline(write_outline(texts, profile), profile.outline_style)
     ctx.step(18, "writing transcript")
-    lines = write_transcript(run, outline, speakers)
+    lines = styles.shape_dialogue(
+        write_transcript(run, outline, speakers),
+        outline,
+        speakers,
+        style=profile.outline_style,
+        language=profile.language,
+    )
     wavs = speak_lines(ctx, lines, speakers)
     ctx.step(SPEECH_PROGRESS[1], "mixing")
     mixed = ctx.tmp_dir / "episode.wav"
