@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.db.models import ProtectedError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from runs.api import RunViewSet, serve_file
 
@@ -53,18 +55,28 @@ class SourceViewSet(
         serializer.save(owner=self.request.user)
 
 
-class EpisodeProfileViewSet(viewsets.ModelViewSet):
+class ProfileViewSet(viewsets.ModelViewSet):
+    """Shared profiles, addressed by slug; one that runs still use cannot be deleted."""
+
+    permission_classes = (ReadForUsersWriteForStaff,)
+    lookup_field = "slug"
+
+    def destroy(self, request, *args, **kwargs):
+        try:
+            return super().destroy(request, *args, **kwargs)
+        except ProtectedError:
+            message = "Runs use this profile; it cannot be deleted."
+            return Response({"slug": [message]}, status=status.HTTP_409_CONFLICT)
+
+
+class EpisodeProfileViewSet(ProfileViewSet):
     queryset = EpisodeProfile.objects.all()
     serializer_class = EpisodeProfileSerializer
-    permission_classes = (ReadForUsersWriteForStaff,)
-    lookup_field = "slug"
 
 
-class SpeakerProfileViewSet(viewsets.ModelViewSet):
+class SpeakerProfileViewSet(ProfileViewSet):
     queryset = SpeakerProfile.objects.prefetch_related("speakers")
     serializer_class = SpeakerProfileSerializer
-    permission_classes = (ReadForUsersWriteForStaff,)
-    lookup_field = "slug"
 
 
 class PodcastViewSet(RunViewSet):

@@ -196,6 +196,15 @@ def test_only_staff_change_profiles(api, staff_api):
     assert EpisodeProfile.objects.filter(slug="solo").exists()
 
 
+def test_a_profile_in_use_cannot_be_deleted(api, staff_api, source):
+    create_run(api, [source.pk])
+    for url in ("/api/episode-profiles/short/", "/api/speaker-profiles/contrast/"):
+        reply = staff_api.delete(url)
+        assert reply.status_code == 409, url
+        assert reply.json() == {"slug": ["Runs use this profile; it cannot be deleted."]}
+    assert staff_api.delete("/api/episode-profiles/default/").status_code == 204
+
+
 def speaker_profile(*speakers) -> dict:
     return {"slug": "duo", "name": "Duo", "speakers": list(speakers)}
 
