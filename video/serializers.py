@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from engines import get_speech_engine
 from engines.errors import EngineError
 from engines.speech import check_voice
 from runs.api import RUN_FIELDS, RunCreateSerializer, RunSerializer
@@ -93,12 +94,19 @@ def clean_character(number: int, character) -> dict:
     }
     voice = text_value(character, "voice", where, 40)
     if voice:
-        try:
-            check_voice(voice)
-        except EngineError as exc:
-            raise serializers.ValidationError(f"{where}: {exc}.") from None
+        check_character_voice(voice, where)
         cleaned["voice"] = voice
     return cleaned
+
+
+def check_character_voice(voice: str, where: str) -> None:
+    """eSpeak voices always work (a remote engine maps them); a provider's own names when chosen."""
+    if voice.lower() in get_speech_engine().list_voices():
+        return
+    try:
+        check_voice(voice)
+    except EngineError as exc:
+        raise serializers.ValidationError(f"{where}: {exc}.") from None
 
 
 def clean_scene(number: int, scene) -> dict:

@@ -17,12 +17,11 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from engines import get_image_engine, get_speech_engine, get_text_engine
 from engines.audio import join_lines
 from engines.errors import EngineError, TransientEngineError
-from engines.images import draw_portrait, draw_scene
 from engines.media import probe
-from engines.speech import synthesize
-from engines.text import is_chinese, write_video_script
+from engines.text import is_chinese
 from engines.video import compose
 from runs.lifecycle import RunContext
 
@@ -65,7 +64,7 @@ def given_scenes(run: VideoRun) -> list[dict]:
 
 def written_scenes(run: VideoRun) -> list[dict]:
     # Seeded by the run id: the same run always gets the same script, a retry included.
-    scenes = write_video_script(run.prompt, run.characters, seed=str(run.pk))
+    scenes = get_text_engine().write_video_script(run.prompt, run.characters, seed=str(run.pk))
     return [{"speaker": s.character, "text": s.text, "setting": s.description} for s in scenes]
 
 
@@ -89,13 +88,14 @@ def draw_characters(run: VideoRun, ctx: RunContext) -> None:
     """A portrait card per character, then a frame per scene with the speaker's portrait in it."""
     result = stored_result(run)
     folder = artifact_folder(run)
+    engine = get_image_engine()  # local Pillow drawings, or IMAGE_ENGINE=openai
     portraits: dict[str, Path] = {}
     count = len(run.characters)
     for index, character in enumerate(run.characters):
         ctx.step(10 + 15 * index // count, "drawing characters", f"Portrait of {character['name']}")
         path = folder / f"character-{index}.png"
         with replaced(path) as partial:
-            draw_portrait(character["name"], character.get("description", ""), partial)
+            engine.draw_portrait(character["name"], character.get("description", ""), partial)
         portraits[character["name"]] = path
         CharacterImage.objects.update_or_create(
             result=result,
@@ -105,8 +105,14 @@ def draw_characters(run: VideoRun, ctx: RunContext) -> None:
     for index, scene in enumerate(result.script):
         ctx.step(25 + 15 * index // len(result.script), "drawing scenes", f"Scene {index + 1}")
         with replaced(scene_frame(run, index)) as partial:
-            draw_scene(scene["text"], scene["setting"], portrait=portraits.get(scene["speaker"]),
-                       subtitle="", out_path=partial, size=run.size)  # fmt: skip
+            engine.draw_scene(
+                scene["text"],
+                scene["setting"],
+                portrait=portraits.get(scene["speaker"]),
+                subtitle="",  # compose burns the subtitles in, steady over the pan
+                out_path=partial,
+                size=run.size,
+            )
 
 
 # Part 2b: the sound
@@ -116,12 +122,18 @@ def speak_narration(run: VideoRun, ctx: RunContext) -> None:
     """Speak every line in its character's voice and join them into one narration track."""
     result = stored_result(run)
     scenes = result.script
+    engine = get_speech_engine()  # eSpeak NG, or SPEECH_ENGINE=openai
     lines = []
     for index, scene in enumerate(scenes):
         ctx.step(10 + 30 * index // len(scenes), "speaking narration", f"Line {index + 1}")
         lines.append(ctx.tmp_dir / f"line-{index}.wav")
-        synthesize(scene["text"], voice=scene["voice"], pitch=scene["pitch"], rate=SPEECH_RATE,
-                   out_path=lines[-1])  # fmt: skip
+        engine.synthesize(
+            scene["text"],
+            voice=scene["voice"],
+            pitch=scene["pitch"],
+            rate=SPEECH_RATE,
+            out_path=lines[-1],
+        )
     narration = narration_path(run)
     with replaced(narration) as partial:
         spans = join_lines(lines, gap_seconds=LINE_GAP_SECONDS, out_path=partial)
