@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import uuid
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,8 +20,10 @@ from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
+from kombu.exceptions import OperationalError
 
 from . import lifecycle
 from .models import TERMINAL, Run, RunStatus
@@ -32,14 +33,60 @@ logger = logging.getLogger(__name__)
 BATCH = 500  # rows per query or transaction: bounded work and short locks
 
 
-def revoke(task_id: str, *, terminate: bool) -> None:
-    """Ask workers to drop (or kill) a task; a broker outage must not stop the maintenance pass."""
-    if not task_id:
-        return
+def revoke(task_ids: list[str], *, terminate: bool) -> None:
+    """Ask workers to drop (or kill) tasks; a broker outage must not stop the maintenance pass."""
     try:
-        current_app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+        current_app.control.revoke(task_ids, terminate=terminate, signal="SIGTERM")
     except Exception as exc:  # kombu raises several kinds when the broker is away
-        logger.warning("could not revoke task %s: %s", task_id, exc)
+        logger.warning("could not revoke tasks %s: %s", task_ids, exc)
+
+
+# Re-dispatching a batch of locked runs
+
+
+def requeue_locked(model: type[Run], runs: list[Run], *, message: str | None = None) -> None:
+    """Mark runs this transaction holds locked `queued` with fresh task ids; send after commit.
+
+    `lifecycle.dispatch`'s protocol, set-based: one UPDATE for the batch instead of one commit per
+    run. The messages leave only after the commit: a worker that read the row earlier would find
+    it not yet claimable and drop its message. A run the broker refuses goes back to `pending`.
+    """
+    if not runs:
+        return
+    task_ids = {run.pk: str(uuid.uuid4()) for run in runs}
+    fields = {"message": message} if message is not None else {}
+    model.objects.filter(pk__in=task_ids).update(
+        status=RunStatus.QUEUED,
+        queued_at=timezone.now(),
+        task_id=Case(*(When(pk=pk, then=Value(tid)) for pk, tid in task_ids.items())),
+        **fields,
+    )
+    transaction.on_commit(lambda: send_all(model, runs, task_ids))
+
+
+def send_all(model: type[Run], runs: list[Run], task_ids: dict) -> int:
+    for sent, run in enumerate(runs):
+        try:
+            current_app.send_task(
+                run.task_name,
+                args=[str(run.pk)],
+                task_id=task_ids[run.pk],
+                priority=lifecycle.message_priority(run.priority),
+            )
+        except (OperationalError, OSError) as exc:
+            # The broker is down: do not wait for it once per run; the rest stay pending.
+            unsent = [task_ids[r.pk] for r in runs[sent:]]
+            model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent).update(
+                status=RunStatus.PENDING
+            )
+            logger.warning("%s run(s) stay pending, the broker refused them: %s", len(unsent), exc)
+            return sent
+    return len(runs)
+
+
+def locked(queryset: models.QuerySet) -> list:
+    """Claim the rows: locked until commit, and skipped by a concurrent pass (SKIP LOCKED)."""
+    return list(queryset.select_for_update(skip_locked=True).order_by()[:BATCH])
 
 
 # Check timeouts
@@ -48,21 +95,27 @@ def revoke(task_id: str, *, terminate: bool) -> None:
 def check_timeouts(
     *, stale_after_seconds: float | None = None, timeout_minutes: float = 30
 ) -> dict:
-    """1. end runs past their timeout `timed_out`; 2. dispatch runs with a stale heartbeat again."""
+    """1. end runs past their timeout `timed_out`; 2. dispatch runs with a stale heartbeat again,
+    or end them `timed_out` when their attempts are spent. Revokes go out after the commit."""
     now = timezone.now()
     stale_after = stale_after_seconds or settings.RUN_STALE_AFTER_SECONDS
     timeout_cutoff = now - timedelta(minutes=timeout_minutes)
     stale_cutoff = now - timedelta(seconds=stale_after)
-    done: Counter = Counter()
+    timed_out = redispatched = 0
     for model in lifecycle.run_models():
-        for run in overdue_runs(model, timeout_cutoff):
-            done["timed_out"] += time_out(
-                run, f"Stopped: running for over {timeout_minutes:g} min."
+        with transaction.atomic():
+            overdue = locked(overdue_runs(model, timeout_cutoff))
+            timed_out += time_out(
+                model, overdue, f"Stopped: running for over {timeout_minutes:g} min."
             )
-        for run in stale_runs(model, stale_cutoff):
-            done[redispatch_stale(run, stale_cutoff)] += 1
-    done.pop("", None)
-    return {"timed_out": done["timed_out"], "redispatched": done["redispatched"]}
+            stale = locked(stale_runs(model, stale_cutoff))
+            spent = [run for run in stale if run.attempt >= run.max_attempts]
+            timed_out += time_out(model, spent, "Stopped: the worker was lost on every attempt.")
+            again = [run for run in stale if run.attempt < run.max_attempts]
+            revoke_after_commit(again, terminate=False)  # a redelivery would only back off
+            requeue_locked(model, again, message="The worker stopped answering; dispatched again.")
+            redispatched += len(again)
+    return {"timed_out": timed_out, "redispatched": redispatched}
 
 
 def overdue_runs(model: type[Run], cutoff) -> models.QuerySet:
@@ -70,63 +123,55 @@ def overdue_runs(model: type[Run], cutoff) -> models.QuerySet:
     # index narrow the scan to old in-progress runs.
     return model.objects.filter(
         status__in=lifecycle.IN_PROGRESS, created_at__lt=cutoff, started_at__lt=cutoff
-    ).order_by()[:BATCH]
+    )
 
 
 def stale_runs(model: type[Run], cutoff) -> models.QuerySet:
-    return model.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).order_by()[
-        :BATCH
-    ]
+    return model.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
 
 
-def time_out(run: Run, message: str) -> int:
-    """End the run timed_out (fenced by its attempt) and kill its task; 1 if this call ended it."""
-    task_id = run.task_id
-    if not lifecycle.transition(
-        run, RunStatus.TIMED_OUT, only_from=lifecycle.IN_PROGRESS, message=message
-    ):
+def time_out(model: type[Run], runs: list[Run], message: str) -> int:
+    """End locked runs `timed_out` and kill their tasks once that is committed."""
+    if not runs:
         return 0
-    revoke(task_id, terminate=True)
-    logger.warning("run %s timed out: %s", run.pk, message)
-    return 1
-
-
-def redispatch_stale(run: Run, stale_cutoff) -> str:
-    """Send a run whose worker died round again, or end it when its attempts are spent."""
-    if run.attempt >= run.max_attempts:
-        ended = time_out(
-            run, f"Stopped: the worker was lost and all {run.max_attempts} attempts are spent."
-        )
-        return "timed_out" if ended else ""
-    # The heartbeat bound in the UPDATE re-checks staleness: a slow but alive worker keeps its run.
-    released = (
-        type(run)
-        .objects.filter(
-            pk=run.pk, status=RunStatus.RUNNING, attempt=run.attempt, heartbeat_at__lt=stale_cutoff
-        )
-        .update(status=RunStatus.PENDING, message="The worker stopped answering; dispatched again.")
+    model.objects.filter(pk__in=[run.pk for run in runs]).update(
+        status=RunStatus.TIMED_OUT, finished_at=timezone.now(), message=message
     )
-    if not released:
-        return ""
-    revoke(run.task_id, terminate=False)  # a redelivery of the old message would only back off
-    lifecycle.dispatch(run, only_from=frozenset({RunStatus.PENDING}))  # stays pending if refused
-    logger.warning("run %s had a stale heartbeat; dispatched again", run.pk)
-    return "redispatched"
+    revoke_after_commit(runs, terminate=True)
+    for run in runs:
+        logger.warning("run %s timed out: %s", run.pk, message)
+    return len(runs)
+
+
+def revoke_after_commit(runs: list[Run], *, terminate: bool) -> None:
+    task_ids = [run.task_id for run in runs if run.task_id]
+    if task_ids:
+        transaction.on_commit(lambda: revoke(task_ids, terminate=terminate))
 
 
 # Scan
 
 
 def scan(*, pending_grace_seconds: float = 10, requeue_after_seconds: float = 3600) -> dict:
-    """1. dispatch runs left pending; 2. poll the provider jobs of waiting runs;
-    3. dispatch again queued runs that never started (the broker lost their message)."""
-    relayed = lifecycle.relay_pending(older_than_seconds=pending_grace_seconds, limit=BATCH)
-    cutoff = timezone.now() - timedelta(seconds=requeue_after_seconds)
-    polled = requeued = 0
+    """1. dispatch runs left pending (the outbox relay); 2. poll the provider jobs of waiting
+    runs; 3. dispatch again queued runs that never started (the broker lost their message)."""
+    now = timezone.now()
+    pending_cutoff = now - timedelta(seconds=pending_grace_seconds)
+    queued_cutoff = now - timedelta(seconds=requeue_after_seconds)
+    dispatched = polled = requeued = 0
     for model in lifecycle.run_models():
+        with transaction.atomic():
+            # What lifecycle.relay_pending sends, claimed and marked as one batch.
+            pending = locked(
+                model.objects.filter(status=RunStatus.PENDING, created_at__lte=pending_cutoff)
+            )
+            requeue_locked(model, pending)
+            lost = locked(lost_queued_runs(model, queued_cutoff))
+            revoke_after_commit(lost, terminate=False)
+            requeue_locked(model, lost, message="Queued too long without starting; sent again.")
+        dispatched, requeued = dispatched + len(pending), requeued + len(lost)
         polled += poll_waiting(model)
-        requeued += sum(requeue_lost(run) for run in lost_queued_runs(model, cutoff))
-    return {"dispatched": relayed, "polled": polled, "requeued": requeued}
+    return {"dispatched": dispatched, "polled": polled, "requeued": requeued}
 
 
 def poll_waiting(model: type[Run]) -> int:
@@ -151,24 +196,7 @@ def lost_queued_runs(model: type[Run], cutoff) -> models.QuerySet:
     # created_at <= queued_at: the created_at bound lets the (status, created_at) index do the work.
     return model.objects.filter(
         status=RunStatus.QUEUED, created_at__lt=cutoff, queued_at__lt=cutoff
-    ).order_by()[:BATCH]
-
-
-def requeue_lost(run: Run) -> int:
-    """Move a long-queued run back to pending (fenced by its task id) and dispatch it afresh."""
-    released = (
-        type(run)
-        .objects.filter(pk=run.pk, status=RunStatus.QUEUED, task_id=run.task_id)
-        .update(
-            status=RunStatus.PENDING, message="Queued too long without starting; dispatched again."
-        )
     )
-    if not released:
-        return 0
-    revoke(run.task_id, terminate=False)
-    lifecycle.dispatch(run, only_from=frozenset({RunStatus.PENDING}))
-    logger.warning("run %s never started; dispatched again", run.pk)
-    return 1
 
 
 # Clean up

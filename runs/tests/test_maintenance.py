@@ -98,7 +98,7 @@ def test_a_stale_run_out_of_attempts_ends_timed_out(user):
     run = dead_worker_run(user, attempt=3, max_attempts=3)
     assert maintenance.check_timeouts(stale_after_seconds=30) == {"timed_out": 1, "redispatched": 0}
     assert status_of(run) == RunStatus.TIMED_OUT
-    assert "attempts are spent" in run.message
+    assert "lost on every attempt" in run.message
 
 
 def test_a_run_past_its_timeout_ends_timed_out_and_its_task_is_killed(user):
