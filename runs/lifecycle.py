@@ -468,6 +468,7 @@ def execute_part(
     4. a failure fails the run (a conditional UPDATE, so once however many parts fail);
        a transient error retries this part, not the whole canvas.
     """
+    close_old_connections()
     run = model.objects.filter(pk=run_id, attempt=attempt, status=RunStatus.RUNNING).first()
     if run is None:
         logger.info("%s: run %s is not running on attempt %s; skipped", task.name, run_id, attempt)

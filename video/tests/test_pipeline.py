@@ -27,7 +27,7 @@ def submit(api, body: dict, **headers) -> VideoRun:
 
 
 def test_a_video_is_made_end_to_end_with_picture_sound_and_the_narrations_length(
-    api, video_body, other_user, tmp_path
+    api, video_body, other_user, admin_client, tmp_path
 ):
     run = submit(api, video_body, HTTP_IDEMPOTENCY_KEY="harbour-1")
     assert submit(api, video_body, HTTP_IDEMPOTENCY_KEY="harbour-1").pk == run.pk
@@ -62,6 +62,11 @@ def test_a_video_is_made_end_to_end_with_picture_sound_and_the_narrations_length
     for url in (f"/api/videos/{run.pk}/", result["video_url"], result["images"][0]["url"]):
         assert stranger.get(url).status_code == 404
         assert APIClient().get(url).status_code == 401
+
+    page = admin_client.get(f"/admin/video/videorun/{run.pk}/change/").content.decode()
+    assert f'<video src="/api/videos/{run.pk}/video/"' in page
+    assert f'src="/api/videos/{run.pk}/images/1/"' in page
+    assert admin_client.get(f"/api/videos/{run.pk}/video/").status_code == 200  # staff see all
 
 
 def test_a_redelivered_part_changes_nothing(api, video_body, celery_worker):
