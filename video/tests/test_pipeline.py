@@ -141,3 +141,10 @@ def test_cancel_in_the_middle_stops_the_parts_not_yet_started(api, video_body, c
     assert not VideoResult.objects.get(run=run).video
     assert not (run.artifact_dir / "video.mp4").exists()
     assert CharacterImage.objects.filter(result__run=run).count() <= len(CAST)
+
+    # Retry sends the whole canvas round again on a new attempt; still one result, one cast.
+    assert api.post(f"/api/videos/{run.pk}/retry/").status_code == 202
+    wait_finished(run)
+    assert (run.status, run.attempt) == (RunStatus.SUCCEEDED, 2), (run.message, run.error)
+    assert probe(VideoResult.objects.get(run=run).video.path).first("video").height == 360
+    assert CharacterImage.objects.filter(result__run=run).count() == len(CAST)
