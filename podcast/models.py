@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 
 from engines.errors import EngineError
@@ -106,7 +106,7 @@ class Source(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="podcast_sources"
     )
     title = models.CharField(max_length=200)
-    content = models.TextField()
+    content = models.TextField(validators=[MaxLengthValidator(SOURCE_MAX_CHARS)])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
