@@ -296,6 +296,35 @@ def test_a_run_and_its_audio_are_the_owners_and_staffs_only(api, other_api, staf
     assert staff_api.get("/api/podcasts/").json()["count"] == 1
 
 
+@pytest.mark.parametrize(
+    ("header", "status", "content_range", "body"),
+    [
+        ("bytes=0-2", 206, "bytes 0-2/20", b"ID3"),
+        ("bytes=15-", 206, "bytes 15-19/20", b"bytes"),
+        ("bytes=-5", 206, "bytes 15-19/20", b"bytes"),
+        ("bytes=4-400", 206, "bytes 4-19/20", b"fake audio bytes"),
+        ("bytes=30-40", 416, "bytes */20", b""),
+        ("pages=1-2", 416, "bytes */20", b""),
+    ],
+)
+def test_audio_answers_byte_ranges_for_players_that_seek(
+    api, user, header, status, content_range, body
+):
+    run = finished_run(user)
+    reply = api.get(f"/api/podcasts/{run.pk}/audio/", HTTP_RANGE=header)
+    assert reply.status_code == status
+    assert reply["Content-Range"] == content_range
+    content = b"".join(reply.streaming_content) if reply.streaming else reply.content
+    assert content == body
+
+
+def test_another_users_range_request_is_404_too(other_api, user):
+    run = finished_run(user)
+    assert (
+        other_api.get(f"/api/podcasts/{run.pk}/audio/", HTTP_RANGE="bytes=0-2").status_code == 404
+    )
+
+
 def test_audio_of_an_unfinished_run_is_404(api, source):
     run_id = create_run(api, [source.pk]).json()["id"]
     assert api.get(f"/api/podcasts/{run_id}/").json()["result"] is None
