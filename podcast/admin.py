@@ -18,9 +18,6 @@ RESULT_FIELDS = ("audio_player", "duration", "processing_time", "outline_view", 
 class PodcastRunAdmin(RunAdmin):
     list_display = (*RunAdmin.list_display[:2], "episode_name", *RunAdmin.list_display[2:])
     search_fields = (*RunAdmin.search_fields, "episode_name")
-    # The date drill-down converts times in the database (CONVERT_TZ), which fails on a MySQL
-    # or MariaDB without time zone tables; the created_at filter does the same job everywhere.
-    date_hierarchy = None
     readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, *RESULT_FIELDS)
     fieldsets = (
         ("Episode", {"fields": INPUT_FIELDS}),

@@ -43,10 +43,11 @@ LIFECYCLE_FIELDS = (
 
 class RunAdmin(admin.ModelAdmin):
     list_display = ("id", "owner", "status_badge", "progress_bar", "stage", "attempt", "created_at")
+    # No date_hierarchy: its drill-down converts time zones in the database (CONVERT_TZ), which
+    # fails on a MySQL or MariaDB without time zone tables; the created_at filter works everywhere.
     list_filter = ("status", "priority", "created_at")
     search_fields = ("id", "owner__username", "task_id", "idempotency_key")
     readonly_fields = LIFECYCLE_FIELDS
-    date_hierarchy = "created_at"
     list_select_related = ("owner",)
     actions = ("cancel_runs", "retry_runs", "redispatch_runs")
 

@@ -179,7 +179,6 @@ class ScheduleChangeAdmin(admin.ModelAdmin):
     list_display = ("at", "actor_name", "source", "action", "object_type", "object_repr")
     list_filter = ("action", "source", "object_type")
     search_fields = ("object_repr", "actor_name")
-    date_hierarchy = "at"
 
     def has_add_permission(self, request):
         return False
