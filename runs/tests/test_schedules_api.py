@@ -50,7 +50,8 @@ def test_staff_lists_the_seeded_schedules(staff_api):
     assert by_name["check timeouts"]["kwargs"]["timeout_minutes"] == 30
     assert by_name["clean up"]["crontab"]["hour"] == "2"
     assert by_name["clean up"]["interval"] is None
-    assert by_name["clean up"]["next_run_at"].endswith("+08:00")  # Asia/Shanghai, the crontab's zone
+    # In Asia/Shanghai, the crontab's zone:
+    assert by_name["clean up"]["next_run_at"].endswith("+08:00")
 
 
 def test_creating_an_interval_schedule_stores_it_and_tells_beat(staff_api):
@@ -70,9 +71,8 @@ def test_a_crontab_schedule_can_be_created_and_switched_to_an_interval(staff_api
     assert created.status_code == 201, created.json()
     assert created.json()["crontab"]["minute"] == "30"
 
-    switched = staff_api.patch(
-        f"{URL}{created.json()['id']}/", {"interval": {"every": 1, "period": "hours"}}, format="json"
-    )
+    hourly = {"interval": {"every": 1, "period": "hours"}}
+    switched = staff_api.patch(f"{URL}{created.json()['id']}/", hourly, format="json")
     assert switched.status_code == 200, switched.json()
     task = PeriodicTask.objects.get(name="nightly")
     assert task.interval.every == 1 and task.crontab is None
@@ -130,7 +130,8 @@ def test_api_edits_leave_audit_rows_naming_the_user_and_the_change(staff_api, st
 def test_seeding_creates_only_what_is_missing_and_keeps_edits(staff_api):
     assert sorted(sync_schedules()) == ["check timeouts", "clean up", "scan async runs"]
     scan = PeriodicTask.objects.get(name="scan async runs")
-    staff_api.patch(f"{URL}{scan.pk}/", {"interval": {"every": 3, "period": "seconds"}}, format="json")
+    three_seconds = {"interval": {"every": 3, "period": "seconds"}}
+    staff_api.patch(f"{URL}{scan.pk}/", three_seconds, format="json")
     PeriodicTask.objects.get(name="clean up").delete()
 
     assert sync_schedules() == ["clean up"]
