@@ -24,7 +24,7 @@ import httpx
 
 from engines.errors import EngineError, TransientEngineError
 from runs import lifecycle
-from runs.models import RunStatus
+from runs.models import Priority, RunStatus
 
 from .models import VideoRun
 
@@ -105,7 +105,8 @@ def settle(run: VideoRun, job: dict) -> None:
         from video.tasks import fetch_remote_video  # tasks import this module
 
         part = fetch_remote_video.si(str(run.pk), run.attempt, job["video_url"])
-        lifecycle.resume_remote(run, part.set(priority=lifecycle.message_priority(run.priority)))
+        priority = lifecycle.message_priority(Priority.HIGH)  # a started run finishes first
+        lifecycle.resume_remote(run, part.set(priority=priority))
     else:
         reason = job.get("error") or f"unexpected job status {state!r}"
         message = f"The provider failed the job: {reason}"[:255]

@@ -17,6 +17,7 @@ from celery import chain, group, shared_task
 from django.conf import settings
 
 from runs import lifecycle
+from runs.models import Priority
 
 from . import remote, steps
 from .models import VideoRun
@@ -31,9 +32,14 @@ def generate_video(self, run_id: str) -> None:
 
 
 def pipeline(run: VideoRun):
-    """The canvas of one attempt of a run; each part at the run's message priority."""
+    """The canvas of one attempt of a run.
+
+    Its parts go at the highest message priority, whatever the run's: a started run is finished
+    before new ones start. A part left waiting in the queue behind other work keeps no heartbeat,
+    and the timeout check would take its run for dead after RUN_STALE_AFTER_SECONDS.
+    """
     args = (str(run.pk), run.attempt)
-    priority = lifecycle.message_priority(run.priority)
+    priority = lifecycle.message_priority(Priority.HIGH)
     return chain(
         write_script.si(*args).set(priority=priority),
         group(
