@@ -55,6 +55,11 @@ def test_run_now_sends_the_task_and_records_who_asked(client, operator):
     assert row.actor == operator and row.changes["kwargs"]["pending_grace_seconds"] == 10
 
 
+def test_the_list_works_with_a_start_time_set(client, operator):
+    PeriodicTask.objects.filter(name="clean up").update(start_time="2026-01-01T00:00:00Z")
+    assert client.get(CHANGELIST).status_code == 200
+
+
 def test_the_change_page_shows_next_runs_in_the_schedule_zone_the_last_result_and_the_trail(
     client, operator
 ):
@@ -104,6 +109,8 @@ def test_an_admin_form_edit_is_audited_with_the_user(client, operator):
 
 def test_the_trail_is_read_only(client, operator):
     row = ScheduleChange.objects.first()
+    listing = client.get(reverse("admin:runs_schedulechange_changelist"))
+    assert listing.status_code == 200 and "clean up" in listing.content.decode()
     page = client.get(reverse("admin:runs_schedulechange_change", args=[row.pk]))
     assert page.status_code == 200
     assert 'name="_save"' not in page.content.decode()
