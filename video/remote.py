@@ -30,7 +30,9 @@ from .models import VideoRun
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_SECONDS = 30.0
+TIMEOUT_SECONDS = 60.0  # per network operation; an upload or download streams through it
+# The scan polls each waiting run in turn, holding its row lock: a slow provider must not stall it.
+POLL_TIMEOUT_SECONDS = 10.0
 DOWNLOAD_CHUNK = 1 << 20
 
 
@@ -87,7 +89,7 @@ def poll(run: VideoRun) -> None:
         lifecycle.end_waiting(run, RunStatus.CANCELLED, message="Cancelled while waiting.")
         return
     try:
-        job = call("GET", f"/v1/jobs/{run.remote_job_id}")
+        job = call("GET", f"/v1/jobs/{run.remote_job_id}", timeout=POLL_TIMEOUT_SECONDS)
     except TransientEngineError as exc:
         logger.warning("run %s: provider unreachable, will poll again: %s", run.pk, exc)
         return
@@ -125,13 +127,13 @@ def download(url: str, path: Path) -> None:
         raise TransientEngineError(f"downloading the provider's video failed: {exc}") from exc
 
 
-def call(method: str, path: str, **kwargs) -> dict:
+def call(method: str, path: str, *, timeout: float = TIMEOUT_SECONDS, **kwargs) -> dict:
     """One JSON call to the provider; 5xx and network errors are transient, 4xx are not."""
     if not configured():
         raise EngineError("VIDEO_PROVIDER_URL is not set")
     try:
-        answer = httpx.request(method, base_url() + path, headers=headers(),
-                               timeout=TIMEOUT_SECONDS, **kwargs)  # fmt: skip
+        answer = httpx.request(method, base_url() + path, headers=headers(), timeout=timeout,
+                               **kwargs)  # fmt: skip
     except httpx.TransportError as exc:
         raise TransientEngineError(f"the video provider did not answer: {exc}") from exc
     check(answer)
