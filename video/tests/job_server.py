@@ -10,7 +10,8 @@
 Submit and status need `Authorization: Bearer <key>` (401 otherwise); the download link is
 signed instead, as object stores sign theirs. A job stays `pending` until its first status
 call, then renders in a thread (`running`) with the same composer the local engine uses, and
-ends `done` (or `failed` when the server was told to fail jobs).
+ends `done` (or `failed` when the server was told to fail jobs). `busy_submits` makes the first
+submits answer 503, as an overloaded provider does.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class JobServer:
     def __init__(self, *, key: str = "provider-test-key", fail_jobs: bool = False):
         self.key = key
         self.fail_jobs = fail_jobs
+        self.busy_submits = 0
+        self.submits = 0
         self.jobs: dict[str, Job] = {}
         self.secret = uuid.uuid4().bytes
         self.folder = Path(tempfile.mkdtemp(prefix="job-server-"))
@@ -123,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self.answer(404, {"error": "no such endpoint"})
         if not self.authorised():
             return self.answer(401, {"error": "missing or wrong API key"})
+        self.provider.submits += 1
+        if self.provider.submits <= self.provider.busy_submits:
+            return self.answer(503, {"error": "busy, try again"})
         try:
             fields = self.multipart()
             spec = json.loads(fields.pop("spec"))

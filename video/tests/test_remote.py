@@ -106,3 +106,12 @@ def test_an_unreachable_provider_leaves_the_run_waiting(user, provider, monkeypa
     run.refresh_from_db()
     assert run.status == RunStatus.WAITING
     assert run.remote_job_id in provider.jobs
+
+
+def test_a_busy_provider_is_retried_by_the_compose_part_alone(user, provider):
+    provider.busy_submits = 2  # two 503s: transient, so compose retries itself, not the canvas
+    run = handed_to_provider(user)
+    assert run.status == RunStatus.WAITING, (run.message, run.error)
+    assert provider.submits == 3
+    assert run.attempt == 1
+    assert len(provider.jobs) == 1
