@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
@@ -70,3 +74,16 @@ def executions(name: str) -> list:
 
 def sends(beat: ServiceProcess, name: str) -> int:
     return beat.log().count(f"Sending due task {name} ")
+
+
+def send_times(beat: ServiceProcess, name: str) -> list[datetime]:
+    """When the beat sent each firing of `name`, from the timestamps of its log lines."""
+    stamps = re.findall(
+        rf"^(\S+ \S+) INFO celery.beat: Scheduler: Sending due task {name} ",
+        beat.log(),
+        re.MULTILINE,
+    )
+    zone = ZoneInfo(settings.TIME_ZONE)  # Django sets the process's local time to TIME_ZONE
+    return [
+        datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=zone) for stamp in stamps
+    ]
