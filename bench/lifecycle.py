@@ -35,8 +35,15 @@ def prepare_database() -> None:
     if url.startswith("mysql://"):
         name = url.rsplit("/", 1)[1]
         subprocess.run(
-            ["mysql", "-h", "127.0.0.1", "-u", "root", "-e",
-             f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"],
+            [
+                "mysql",
+                "-h",
+                "127.0.0.1",
+                "-u",
+                "root",
+                "-e",
+                f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4",
+            ],
             check=True,
         )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
@@ -67,8 +74,9 @@ def main() -> None:
     broker.flushdb()
     owner, _ = get_user_model().objects.get_or_create(username="bench")
     NoopRun.objects.all().delete()
-    worker = start_worker(settings.CELERY_BROKER_URL, concurrency=options.concurrency,
-                          queues="celery")
+    worker = start_worker(
+        settings.CELERY_BROKER_URL, concurrency=options.concurrency, queues="celery"
+    )
     n = options.runs
 
     def bare_round(index: int) -> float:
@@ -95,13 +103,17 @@ def main() -> None:
         for index in range(options.rounds):
             bare.append(bare_round(index))
             runs.append(run_round(index))
-            print(f"round {index + 1}: bare {bare[-1]:.0f} tasks/s, lifecycle {runs[-1]:.0f} runs/s")
+            print(
+                f"round {index + 1}: bare {bare[-1]:.0f} tasks/s, lifecycle {runs[-1]:.0f} runs/s"
+            )
     finally:
         worker.stop()
     assert NoopRun.objects.exclude(status=RunStatus.SUCCEEDED).count() == 0
     tasks_per_s, runs_per_s = statistics.median(bare), statistics.median(runs)
-    print(f"\n{n} per round, {options.rounds} rounds, {options.concurrency} worker processes, "
-          f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[1]}")
+    print(
+        f"\n{n} per round, {options.rounds} rounds, {options.concurrency} worker processes, "
+        f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[1]}"
+    )
     print(f"bare Celery: median {tasks_per_s:.0f} tasks/s")
     print(f"lifecycle:   median {runs_per_s:.0f} runs/s")
     print(f"ratio:       {runs_per_s / tasks_per_s:.2f} (target >= 0.75)")

@@ -1,4 +1,4 @@
-"""Shared API pieces for every run kind: the run fields, create with Idempotency-Key, cancel, retry."""
+"""API pieces every run kind shares: run fields, create with Idempotency-Key, cancel, retry."""
 
 from __future__ import annotations
 
@@ -155,7 +155,8 @@ class RunViewSet(
         run = self.get_object()
         if not lifecycle.retry(run):
             return conflict(
-                f"Only failed, cancelled or timed-out runs can be retried; this one is {run.status}."
+                "Only failed, cancelled or timed-out runs can be retried; "
+                f"this one is {run.status}."
             )
         return Response({"id": str(run.pk), "status": run.status}, status=status.HTTP_202_ACCEPTED)
 
@@ -174,7 +175,8 @@ def filter_runs(runs, params):
             allowed = ", ".join(RunStatus.values)
             errors["status"] = [f"Unknown status {', '.join(unknown)}; use {allowed}."]
         runs = runs.filter(status__in=wanted)
-    for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
+    bounds = (("created_after", "created_at__gte"), ("created_before", "created_at__lt"))
+    for param, lookup in bounds:
         if raw := params.get(param):
             moment = parse_moment(raw)
             if moment is None:

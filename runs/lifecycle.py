@@ -1,4 +1,4 @@
-"""The run lifecycle, written once: transitions, dispatch, and the wrapper every generation task uses.
+"""The run lifecycle, written once: transitions, dispatch, and the wrapper every task uses.
 
 Every status change is one conditional UPDATE fenced by the run's attempt number, so a late,
 duplicate or superseded worker changes nothing. The Run row is the outbox: a run is created
@@ -21,11 +21,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery import current_app
-from django.apps import apps
 from celery.exceptions import SoftTimeLimitExceeded
+from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Value
+from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -57,8 +57,10 @@ class Backoff(Exception):
         self.countdown = countdown
 
 
-def transition(run: Run, to: RunStatus, *, only_from: frozenset, fenced: bool = True, **fields) -> bool:
-    """Move `run` to `to` if it is still in `only_from` (and on the same attempt); True if it moved."""
+def transition(
+    run: Run, to: RunStatus, *, only_from: frozenset, fenced: bool = True, **fields
+) -> bool:
+    """Move `run` to `to` if it is still in `only_from` (and on the same attempt); True if moved."""
     rows = type(run).objects.filter(pk=run.pk, status__in=only_from)
     if fenced:
         rows = rows.filter(attempt=run.attempt)
@@ -96,8 +98,10 @@ def dispatch(run: Run, *, only_from: frozenset = CLAIMABLE) -> bool:
     pending, and of two relays racing over one pending run only the one that marks it sends.
     """
     task_id = str(uuid.uuid4())
-    marked = type(run).objects.filter(pk=run.pk, status__in=only_from).update(
-        status=RunStatus.QUEUED, queued_at=timezone.now(), task_id=task_id
+    marked = (
+        type(run)
+        .objects.filter(pk=run.pk, status__in=only_from)
+        .update(status=RunStatus.QUEUED, queued_at=timezone.now(), task_id=task_id)
     )
     if not marked:
         return False
@@ -123,14 +127,72 @@ def run_models() -> list[type[Run]]:
     return [model for model in apps.get_models() if issubclass(model, Run)]
 
 
-def relay_pending(*, older_than_seconds: float = 0, limit: int = 500) -> int:
-    """Dispatch runs left `pending` (the broker was down at submit); returns how many went."""
+BATCH = 500  # rows per relay or maintenance pass: bounded work and short locks
+
+
+def lock_batch(queryset: QuerySet, limit: int = BATCH) -> list[Run]:
+    """Claim rows until commit; a concurrent pass skips them (SKIP LOCKED) instead of waiting."""
+    return list(queryset.select_for_update(skip_locked=True).order_by()[:limit])
+
+
+def mark_queued(model: type[Run], runs: list[Run], *, message: str | None = None) -> dict:
+    """Mark runs this transaction holds locked `queued` with fresh task ids, in one UPDATE.
+
+    `dispatch`'s protocol, set-based: send with `send_marked` once the transaction commits.
+    """
+    task_ids = {run.pk: str(uuid.uuid4()) for run in runs}
+    if task_ids:
+        fields = {"message": message} if message is not None else {}
+        model.objects.filter(pk__in=task_ids).update(
+            status=RunStatus.QUEUED,
+            queued_at=timezone.now(),
+            task_id=Case(*(When(pk=pk, then=Value(tid)) for pk, tid in task_ids.items())),
+            **fields,
+        )
+    return task_ids
+
+
+def send_marked(model: type[Run], runs: list[Run], task_ids: dict) -> int:
+    """Send the marked runs' tasks; at the first refusal the rest go back to `pending` at once,
+    so a broker outage costs one connection timeout, not one per run. Returns how many went."""
+    for sent, run in enumerate(runs):
+        try:
+            current_app.send_task(
+                run.task_name,
+                args=[str(run.pk)],
+                task_id=task_ids[run.pk],
+                priority=message_priority(run.priority),
+            )
+        except (OperationalError, OSError) as exc:
+            unsent = [task_ids[r.pk] for r in runs[sent:]]
+            model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent).update(
+                status=RunStatus.PENDING
+            )
+            logger.warning("%s run(s) stay pending, the broker refused them: %s", len(unsent), exc)
+            return sent
+    return len(runs)
+
+
+def requeue_after_commit(model: type[Run], runs: list[Run], *, message: str | None = None) -> None:
+    """Mark locked runs queued now and send them once the surrounding transaction commits."""
+    task_ids = mark_queued(model, runs, message=message)
+    if task_ids:
+        transaction.on_commit(lambda: send_marked(model, runs, task_ids))
+
+
+def relay_pending(*, older_than_seconds: float = 0) -> int:
+    """Dispatch runs left `pending` (the broker was down at submit); returns how many went.
+
+    Of two relays running at once, each claims different rows, so no run is sent twice.
+    """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     sent = 0
     for model in run_models():
-        stuck = model.objects.filter(status=RunStatus.PENDING, created_at__lte=cutoff)
-        for run in stuck.order_by("created_at")[:limit]:
-            sent += dispatch(run, only_from=frozenset({RunStatus.PENDING}))
+        with transaction.atomic():
+            pending = model.objects.filter(status=RunStatus.PENDING, created_at__lte=cutoff)
+            runs = lock_batch(pending)
+            task_ids = mark_queued(model, runs)
+        sent += send_marked(model, runs, task_ids)
     return sent
 
 
@@ -139,7 +201,7 @@ def dispatch_on_commit(run: Run) -> None:
 
 
 def request_cancel(run: Run) -> bool:
-    """Set the durable cancel flag; a run not yet running ends now, a running one at its next step."""
+    """Set the durable cancel flag; an unstarted run ends now, a running one at its next step."""
     flagged = type(run).objects.filter(pk=run.pk, status__in=ACTIVE).update(cancel_requested=True)
     if not flagged:
         return False
@@ -227,7 +289,9 @@ def claim(model: type[Run], run_id: str) -> Run | None:
         logger.info("run %s was claimed by someone else", run_id)
         return None
     if previous == RunStatus.RUNNING:
-        logger.warning("run %s taken over after a stale heartbeat (attempt %s)", run.pk, run.attempt)
+        logger.warning(
+            "run %s taken over after a stale heartbeat (attempt %s)", run.pk, run.attempt
+        )
     logger.debug("run %s claimed (attempt %s)", run.pk, run.attempt)
     return run
 
@@ -257,8 +321,15 @@ class RunContext:
     def step(self, progress: int, stage: str, message: str = "") -> None:
         """Record progress between steps; stop here if the run was cancelled or taken over."""
         progress = max(0, min(100, int(progress)))
-        moved = self._mine().filter(cancel_requested=False).update(
-            progress=progress, stage=stage[:64], message=message[:255], heartbeat_at=timezone.now()
+        moved = (
+            self._mine()
+            .filter(cancel_requested=False)
+            .update(
+                progress=progress,
+                stage=stage[:64],
+                message=message[:255],
+                heartbeat_at=timezone.now(),
+            )
         )
         if moved:
             self.run.progress, self.run.stage = progress, stage
@@ -292,7 +363,9 @@ class Heartbeats:
         with self._lock:
             self._contexts.add(ctx)
             if self._thread is None or not self._thread.is_alive():  # also after a fork
-                self._thread = threading.Thread(target=self._loop, name="run-heartbeats", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="run-heartbeats", daemon=True
+                )
                 self._thread.start()
 
     def untrack(self, ctx: RunContext) -> None:
@@ -379,14 +452,17 @@ def execute(task, model: type[Run], run_id: str, steps: Steps) -> None:
 
 
 def retry_later(task, ctx: RunContext, exc: Exception) -> None:
-    """A transient error: queue the run again after a backoff, or fail it when attempts are spent."""
+    """A transient error: queue the run again after a backoff, or fail it when out of attempts."""
     run = ctx.run
     if run.attempt >= run.max_attempts:
         finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
         return
     delay = backoff_seconds(run.attempt)
     requeued = transition(
-        run, RunStatus.QUEUED, only_from=IN_PROGRESS, message=f"Retrying in {delay:.0f}s: {exc}"[:255]
+        run,
+        RunStatus.QUEUED,
+        only_from=IN_PROGRESS,
+        message=f"Retrying in {delay:.0f}s: {exc}"[:255],
     )
     if requeued:
         logger.warning("run %s: transient error, retry in %.1fs: %s", run.pk, delay, exc)
@@ -410,11 +486,15 @@ class PartContext(RunContext):
 
     def step(self, progress: int, stage: str, message: str = "") -> None:
         progress = max(0, min(100, int(progress)))
-        moved = self._mine().filter(cancel_requested=False).update(
-            progress=Greatest(F("progress"), Value(progress)),
-            stage=stage[:64],
-            message=message[:255],
-            heartbeat_at=timezone.now(),
+        moved = (
+            self._mine()
+            .filter(cancel_requested=False)
+            .update(
+                progress=Greatest(F("progress"), Value(progress)),
+                stage=stage[:64],
+                message=message[:255],
+                heartbeat_at=timezone.now(),
+            )
         )
         if moved:
             self.run.progress, self.run.stage = max(self.run.progress, progress), stage

@@ -20,17 +20,15 @@ from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Case, Value, When
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
-from kombu.exceptions import OperationalError
 
 from . import lifecycle
 from .models import TERMINAL, Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
-BATCH = 500  # rows per query or transaction: bounded work and short locks
+BATCH = lifecycle.BATCH
 
 
 def revoke(task_ids: list[str], *, terminate: bool) -> None:
@@ -39,54 +37,6 @@ def revoke(task_ids: list[str], *, terminate: bool) -> None:
         current_app.control.revoke(task_ids, terminate=terminate, signal="SIGTERM")
     except Exception as exc:  # kombu raises several kinds when the broker is away
         logger.warning("could not revoke tasks %s: %s", task_ids, exc)
-
-
-# Re-dispatching a batch of locked runs
-
-
-def requeue_locked(model: type[Run], runs: list[Run], *, message: str | None = None) -> None:
-    """Mark runs this transaction holds locked `queued` with fresh task ids; send after commit.
-
-    `lifecycle.dispatch`'s protocol, set-based: one UPDATE for the batch instead of one commit per
-    run. The messages leave only after the commit: a worker that read the row earlier would find
-    it not yet claimable and drop its message. A run the broker refuses goes back to `pending`.
-    """
-    if not runs:
-        return
-    task_ids = {run.pk: str(uuid.uuid4()) for run in runs}
-    fields = {"message": message} if message is not None else {}
-    model.objects.filter(pk__in=task_ids).update(
-        status=RunStatus.QUEUED,
-        queued_at=timezone.now(),
-        task_id=Case(*(When(pk=pk, then=Value(tid)) for pk, tid in task_ids.items())),
-        **fields,
-    )
-    transaction.on_commit(lambda: send_all(model, runs, task_ids))
-
-
-def send_all(model: type[Run], runs: list[Run], task_ids: dict) -> int:
-    for sent, run in enumerate(runs):
-        try:
-            current_app.send_task(
-                run.task_name,
-                args=[str(run.pk)],
-                task_id=task_ids[run.pk],
-                priority=lifecycle.message_priority(run.priority),
-            )
-        except (OperationalError, OSError) as exc:
-            # The broker is down: do not wait for it once per run; the rest stay pending.
-            unsent = [task_ids[r.pk] for r in runs[sent:]]
-            model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent).update(
-                status=RunStatus.PENDING
-            )
-            logger.warning("%s run(s) stay pending, the broker refused them: %s", len(unsent), exc)
-            return sent
-    return len(runs)
-
-
-def locked(queryset: models.QuerySet) -> list:
-    """Claim the rows: locked until commit, and skipped by a concurrent pass (SKIP LOCKED)."""
-    return list(queryset.select_for_update(skip_locked=True).order_by()[:BATCH])
 
 
 # Check timeouts
@@ -104,16 +54,18 @@ def check_timeouts(
     timed_out = redispatched = 0
     for model in lifecycle.run_models():
         with transaction.atomic():
-            overdue = locked(overdue_runs(model, timeout_cutoff))
+            overdue = lifecycle.lock_batch(overdue_runs(model, timeout_cutoff))
             timed_out += time_out(
                 model, overdue, f"Stopped: running for over {timeout_minutes:g} min."
             )
-            stale = locked(stale_runs(model, stale_cutoff))
+            stale = lifecycle.lock_batch(stale_runs(model, stale_cutoff))
             spent = [run for run in stale if run.attempt >= run.max_attempts]
             timed_out += time_out(model, spent, "Stopped: the worker was lost on every attempt.")
             again = [run for run in stale if run.attempt < run.max_attempts]
             revoke_after_commit(again, terminate=False)  # a redelivery would only back off
-            requeue_locked(model, again, message="The worker stopped answering; dispatched again.")
+            lifecycle.requeue_after_commit(
+                model, again, message="The worker stopped answering; dispatched again."
+            )
             redispatched += len(again)
     return {"timed_out": timed_out, "redispatched": redispatched}
 
@@ -156,20 +108,17 @@ def scan(*, pending_grace_seconds: float = 10, requeue_after_seconds: float = 36
     """1. dispatch runs left pending (the outbox relay); 2. poll the provider jobs of waiting
     runs; 3. dispatch again queued runs that never started (the broker lost their message)."""
     now = timezone.now()
-    pending_cutoff = now - timedelta(seconds=pending_grace_seconds)
     queued_cutoff = now - timedelta(seconds=requeue_after_seconds)
-    dispatched = polled = requeued = 0
+    polled = requeued = 0
+    dispatched = lifecycle.relay_pending(older_than_seconds=pending_grace_seconds)
     for model in lifecycle.run_models():
         with transaction.atomic():
-            # What lifecycle.relay_pending sends, claimed and marked as one batch.
-            pending = locked(
-                model.objects.filter(status=RunStatus.PENDING, created_at__lte=pending_cutoff)
-            )
-            requeue_locked(model, pending)
-            lost = locked(lost_queued_runs(model, queued_cutoff))
+            lost = lifecycle.lock_batch(lost_queued_runs(model, queued_cutoff))
             revoke_after_commit(lost, terminate=False)
-            requeue_locked(model, lost, message="Queued too long without starting; sent again.")
-        dispatched, requeued = dispatched + len(pending), requeued + len(lost)
+            lifecycle.requeue_after_commit(
+                model, lost, message="Queued too long without starting; sent again."
+            )
+        requeued += len(lost)
         polled += poll_waiting(model)
     return {"dispatched": dispatched, "polled": polled, "requeued": requeued}
 

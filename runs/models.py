@@ -21,7 +21,9 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE = frozenset({RunStatus.PENDING, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING})
-TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
+TERMINAL = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+)
 
 
 class Priority(models.TextChoices):
@@ -63,7 +65,8 @@ class Run(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=3)
     task_id = models.CharField(max_length=255, blank=True)  # of the last dispatch
     priority = models.CharField(max_length=8, choices=Priority, default=Priority.NORMAL)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "": runs without a key must not collide in the unique (owner, key) constraint.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)  # sha256 of the create body
     cancel_requested = models.BooleanField(default=False)
     remote_job_id = models.CharField(max_length=255, blank=True)  # while waiting on a provider

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
-def wait_for(predicate: Callable[[], object], *, timeout: float = 30, interval: float = 0.2, what: str = ""):
+def wait_for(
+    predicate: Callable[[], object], *, timeout: float = 30, interval: float = 0.2, what: str = ""
+):
     """Poll until `predicate()` is truthy and return its value; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -73,8 +75,17 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
@@ -102,7 +113,11 @@ class ServiceProcess:
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -120,19 +135,44 @@ class ServiceProcess:
         self._log.close()
 
 
-def start_worker(broker_url: str, *, concurrency: int = 2, queues: str = "system,podcast,video,celery",
-                 **env: str) -> ServiceProcess:
+def start_worker(
+    broker_url: str,
+    *,
+    concurrency: int = 2,
+    queues: str = "system,podcast,video,celery",
+    **env: str,
+) -> ServiceProcess:
     """A real prefork Celery worker on every project queue, ready when it answers a ping."""
     name = f"test-{os.getpid()}-{free_port()}@%h"
     worker = ServiceProcess(
-        [PYTHON, "-m", "celery", "-A", "web", "worker", "--loglevel", "INFO", "--pool", "prefork",
-         "--concurrency", str(concurrency), "--queues", queues, "--hostname", name,
-         "--without-gossip", "--without-mingle"],
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "web",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            queues,
+            "--hostname",
+            name,
+            "--without-gossip",
+            "--without-mingle",
+        ],
         service_env(CELERY_BROKER_URL=broker_url, **env),
         "worker",
     )
-    wait_for(lambda: "ready." in worker.log() or worker.process.poll() is not None,
-             timeout=60, what="the worker to start")
+    wait_for(
+        lambda: "ready." in worker.log() or worker.process.poll() is not None,
+        timeout=60,
+        what="the worker to start",
+    )
     if worker.process.poll() is not None:
         raise AssertionError(f"the worker exited:\n{worker.log()[-3000:]}")
     return worker

@@ -78,7 +78,9 @@ def test_idempotency_keys_belong_to_their_owner(api, other_user):
 
 def test_a_user_sees_only_their_own_runs_and_staff_see_all(api, other_user, django_user_model):
     run = SleepRun.objects.create(owner=other_user, status=RunStatus.SUCCEEDED)
-    staff = django_user_model.objects.create_user("carol", password="x-long-password", is_staff=True)
+    staff = django_user_model.objects.create_user(
+        "carol", password="x-long-password", is_staff=True
+    )
     staff_client = APIClient()
     staff_client.force_authenticate(staff)
 
@@ -103,7 +105,9 @@ def test_the_list_filters_by_status_and_date_and_rejects_bad_filters(api, user):
 
 
 def test_cancel_and_retry_through_the_api(api, user):
-    run = SleepRun.objects.create(owner=user, steps=40, seconds_per_step=0.25, status=RunStatus.QUEUED)
+    run = SleepRun.objects.create(
+        owner=user, steps=40, seconds_per_step=0.25, status=RunStatus.QUEUED
+    )
     assert api.post(f"{RUNS}{run.pk}/retry/").status_code == 409
 
     assert api.post(f"{RUNS}{run.pk}/cancel/").status_code == 202

@@ -15,7 +15,15 @@ from rest_framework.authtoken.models import Token
 
 from runs import lifecycle
 from runs.models import RunStatus
-from runs.tests.helpers import PYTHON, ROOT, RedisServer, service_env, start_web, start_worker, wait_for
+from runs.tests.helpers import (
+    PYTHON,
+    ROOT,
+    RedisServer,
+    service_env,
+    start_web,
+    start_worker,
+    wait_for,
+)
 from runs.tests.sleeper.models import SleepEffect, SleepResult, SleepRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -154,9 +162,7 @@ def test_the_soft_time_limit_ends_the_run_timed_out_and_removes_its_temp_files(u
     assert lifecycle.request_cancel(run)  # drop that message's run ...
     # ... and send a fresh run with a two-second soft limit, as a short task kind would have.
     run = make_run(user, steps=40, seconds_per_step=0.25, status=RunStatus.QUEUED)
-    current_app.send_task(
-        SleepRun.task_name, args=[str(run.pk)], soft_time_limit=2, time_limit=30
-    )
+    current_app.send_task(SleepRun.task_name, args=[str(run.pk)], soft_time_limit=2, time_limit=30)
     wait_status(run, RunStatus.TIMED_OUT)
     assert run.temp_marker
     assert not Path(run.temp_marker).exists()

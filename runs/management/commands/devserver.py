@@ -1,4 +1,4 @@
-"""`make run`: a local Redis if none answers, migrations, seed data, an admin, then web + worker + beat."""
+"""`make run`: a Redis if none answers, migrations, seed data, an admin, then web, worker, beat."""
 
 from __future__ import annotations
 
@@ -85,8 +85,20 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", f"127.0.0.1:{port}"],
-            "worker": [python, "-m", "celery", "-A", "web", "worker", "--loglevel", "INFO",
-                       "--concurrency", str(concurrency), "--queues", QUEUES],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "web",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--queues",
+                QUEUES,
+            ],
             "beat": [python, "-m", "celery", "-A", "web", "beat", "--loglevel", "INFO"],
         }
         return [self.spawn(name, command) for name, command in commands.items()]
@@ -94,14 +106,17 @@ class Command(BaseCommand):
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(settings.LOG_DIR / f"dev-{name}.log", "ab")  # noqa: SIM115
         self.stdout.write(f"Starting {name}: {' '.join(command[1:])}")
-        return subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def wait(self, processes: list[subprocess.Popen]) -> None:
         try:
             while all(p.poll() is None for p in processes):
                 time.sleep(0.5)
             dead = next(p for p in processes if p.poll() is not None)
-            self.stderr.write(f"{' '.join(dead.args[1:4])} exited; stopping the others (see logs/).")
+            name = " ".join(dead.args[1:4])
+            self.stderr.write(f"{name} exited; stopping the others (see logs/).")
         except KeyboardInterrupt:
             self.stdout.write("\nStopping web, worker and beat...")
 

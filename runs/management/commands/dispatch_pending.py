@@ -8,7 +8,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--older-than", type=float, default=0, metavar="SECONDS",
+            "--older-than",
+            type=float,
+            default=0,
+            metavar="SECONDS",
             help="only runs created at least this many seconds ago (default 0)",
         )
 

@@ -16,12 +16,18 @@ class SleepResult(models.Model):
     run = models.OneToOneField(SleepRun, on_delete=models.CASCADE, related_name="result")
     steps_done = models.PositiveSmallIntegerField()
 
+    def __str__(self) -> str:
+        return f"result of {self.run_id}"
+
 
 class SleepEffect(models.Model):
     """One row per completed execution of the steps: the count of side effects."""
 
     run = models.ForeignKey(SleepRun, on_delete=models.CASCADE, related_name="effects")
     attempt = models.PositiveSmallIntegerField()
+
+    def __str__(self) -> str:
+        return f"effect of {self.run_id} (attempt {self.attempt})"
 
 
 class NoopRun(Run):

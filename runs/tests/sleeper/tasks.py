@@ -4,7 +4,6 @@ import time
 from functools import cache
 
 import redis
-
 from celery import shared_task
 from django.conf import settings
 
