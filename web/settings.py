@@ -178,6 +178,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for the run status choices that every run kind's serializer shares.
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunStatus"},
 }
 
 # Runs
