@@ -1,10 +1,13 @@
 """Compose still scenes and narration into an MP4 with gentle motion and burned-in subtitles.
 
 Choices, for speed and flat memory on small machines:
-- Pillow scales every still once to the frame size plus a pan margin; ffmpeg reads the stills and
-  the subtitle bands as two concat-demuxer slideshows, so memory stays flat however many scenes
-  there are (one input per scene cost ~13 MB each). Each still is converted to yuv420p once and
-  then repeated by the `fps` filter as references, not copies.
+- Pillow scales every still once to the frame size plus a pan margin, and one ffmpeg call turns
+  them into raw yuv420p (Y4M) files; ffmpeg then reads the stills and the subtitle bands as two
+  concat-demuxer slideshows, so memory stays flat however many scenes there are (one input per
+  scene cost ~13 MB each). The stills' slideshow names a still once per frame (a Y4M frame is
+  read, not decoded or converted): repeating one still with the `fps` filter emitted a scene's
+  frames in one burst, and the overlay's writable copies of them (1.4 MB each at 720p) piled up
+  to ~350 MB in ffmpeg for a 60 s video; read frame by frame it stays near 190 MB.
 - The motion is a slow pan done with `crop`, which only moves a pointer per frame. ffmpeg's
   `zoompan` rescales every frame and jitters unless the input is upscaled several times first.
 - Subtitles are drawn with Pillow into transparent bands and overlaid, because the static ffmpeg
@@ -57,7 +60,7 @@ def compose(
     with tempfile.TemporaryDirectory(prefix="compose-") as tmp:
         folder = Path(tmp)
         stills = _scaled_stills([image for image, _ in scenes], width, height, folder)
-        inputs = ["-f", "concat", "-safe", "0", "-i", str(_slideshow(stills, frames, fps, folder))]
+        inputs = ["-f", "concat", "-safe", "0", "-i", str(_frame_list(stills, frames, fps, folder))]
         if subtitles is not None:
             bands = _subtitle_bands(subtitles, width, folder)
             inputs += [
@@ -111,7 +114,7 @@ def _check(
 
 
 def _scaled_stills(images: list[Path], width: int, height: int, folder: Path) -> list[Path]:
-    """Each distinct image cover-fitted to the pan canvas once, as a fast-to-decode BMP."""
+    """Each distinct image cover-fitted to the pan canvas once, then converted to a yuv420p Y4M."""
     canvas = (_even(width * PAN_MARGIN), _even(height * PAN_MARGIN))
     done: dict[Path, Path] = {}
     for image in images:
@@ -122,7 +125,12 @@ def _scaled_stills(images: list[Path], width: int, height: int, folder: Path) ->
                     ImageOps.fit(source.convert("RGB"), canvas).save(done[image])
             except OSError as exc:
                 raise EngineError(f"cannot read scene image {image}: {exc}") from exc
-    return [done[image] for image in images]
+    converted = {bmp: bmp.with_suffix(".y4m") for bmp in done.values()}
+    arguments = [arg for bmp in converted for arg in ("-i", str(bmp))]
+    for index, y4m in enumerate(converted.values()):
+        arguments += ["-map", f"{index}:v", "-pix_fmt", "yuv420p", str(y4m)]
+    run_ffmpeg(arguments)  # one call converts them all
+    return [converted[done[image]] for image in images]
 
 
 def _subtitle_bands(subtitles: list[str], width: int, folder: Path) -> list[Path]:
@@ -132,6 +140,16 @@ def _subtitle_bands(subtitles: list[str], width: int, folder: Path) -> list[Path
         # One fixed band height, so the overlay never has to reconfigure mid-stream.
         draw_subtitle_band(text, width, fixed_lines=3).save(paths[-1])
     return paths
+
+
+def _frame_list(stills: list[Path], frames: list[int], fps: int, folder: Path) -> Path:
+    """A concat-demuxer list naming each still once for every frame it is on screen."""
+    listing = folder / "frames.txt"
+    with listing.open("w", encoding="utf-8") as out:
+        for still, count in zip(stills, frames, strict=True):
+            out.write(f"file '{_quoted(still)}'\nduration {1 / fps:.6f}\n" * count)
+        out.write(f"file '{_quoted(stills[-1])}'\n")  # else the demuxer drops the last duration
+    return listing
 
 
 def _slideshow(images: list[Path], frames: list[int], fps: int, folder: Path) -> Path:
@@ -148,7 +166,7 @@ def _slideshow(images: list[Path], frames: list[int], fps: int, folder: Path) ->
 
 def _filter_graph(frames: list[int], width: int, height: int, fps: int, subtitled: bool) -> str:
     x, y = _pan_expressions(frames)
-    graph = f"[0:v]format=yuv420p,fps={fps},setsar=1,crop={width}:{height}:x='{x}':y='{y}'" + (
+    graph = f"[0:v]fps={fps},setsar=1,crop={width}:{height}:x='{x}':y='{y}'" + (
         "[base];[1:v]format=yuva420p,fps=" + str(fps) + "[subs];"
         "[base][subs]overlay=0:H-h:eof_action=repeat"
         if subtitled
