@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
 from django.db.models import ProtectedError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from runs.api import RunViewSet, serve_file
+from runs.api import RunViewSet
+from runs.files import serve_file
 
 from .models import EpisodeProfile, PodcastRun, Source, SpeakerProfile
 from .serializers import (
@@ -102,54 +99,4 @@ class PodcastViewSet(RunViewSet):
         """The episode's MP3, for its owner and staff only (others get 404, like the run)."""
         run = self.get_object()
         result = getattr(run, "result", None)
-        if result is not None and (wanted := request.headers.get("Range")):
-            return serve_range(result.audio, wanted)
-        response = serve_file(result.audio if result else None)
-        response["Accept-Ranges"] = "bytes"
-        return response
-
-
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def serve_range(field_file, header: str) -> HttpResponse | StreamingHttpResponse:
-    """One byte range of an artifact (206): Safari's player and every seek bar ask for these."""
-    try:
-        size = field_file.size
-    except FileNotFoundError:
-        raise Http404("The file is gone (it may have been cleaned up).") from None
-    span = byte_span(header, size)
-    if span is None:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
-    first, last = span
-    # Streamed in chunks: players ask for `bytes=0-`, which is the whole file.
-    response = StreamingHttpResponse(
-        read_span(field_file, first, last), status=206, content_type="audio/mpeg"
-    )
-    response["Content-Length"] = str(last - first + 1)
-    response["Content-Range"] = f"bytes {first}-{last}/{size}"
-    response["Accept-Ranges"] = "bytes"
-    return response
-
-
-def read_span(field_file, first: int, last: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
-    with field_file.open("rb") as handle:
-        handle.seek(first)
-        left = last - first + 1
-        while left > 0 and (data := handle.read(min(chunk, left))):
-            left -= len(data)
-            yield data
-
-
-def byte_span(header: str, size: int) -> tuple[int, int] | None:
-    """(first, last) of one `bytes=a-b`, `bytes=a-` or `bytes=-n` range; None if unsatisfiable."""
-    match = RANGE.match(header.strip())
-    if not match or match.groups() == ("", "") or size == 0:
-        return None
-    start, end = match.groups()
-    if start == "":  # the last n bytes
-        return max(0, size - int(end)), size - 1
-    first, last = int(start), min(int(end) if end else size - 1, size - 1)
-    return (first, last) if first <= last else None
+        return serve_file(result.audio if result else None, request)

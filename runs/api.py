@@ -7,7 +7,6 @@ import json
 from datetime import datetime, time
 
 from django.db import IntegrityError, transaction
-from django.http import FileResponse, Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -199,14 +198,3 @@ def parse_moment(raw: str) -> datetime | None:
     if moment is not None and timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
-
-
-def serve_file(field_file, *, as_attachment: bool = False) -> FileResponse:
-    """Stream a stored artifact; the caller has already checked that the user may see it."""
-    if not field_file:
-        raise Http404("This run has no such file yet.")
-    try:
-        handle = field_file.open("rb")
-    except FileNotFoundError:
-        raise Http404("The file is gone (it may have been cleaned up).") from None
-    return FileResponse(handle, as_attachment=as_attachment)

@@ -299,6 +299,15 @@ def claim(model: type[Run], run_id: str) -> Run | None:
 # The task wrapper
 
 
+def claim_for(task, model: type[Run], run_id: str) -> Run | None:
+    """`claim` for one delivery of `task`: a busy run sends the task round again later."""
+    close_old_connections()  # a connection the server dropped is replaced, not failed on
+    try:
+        return claim(model, run_id)
+    except Backoff as busy:
+        raise task.retry(countdown=busy.countdown, max_retries=None) from None
+
+
 class RunContext:
     """What a generation step sees: progress, the cancel check and a private temporary folder."""
 
@@ -325,18 +334,24 @@ class RunContext:
             self._mine()
             .filter(cancel_requested=False)
             .update(
-                progress=progress,
+                progress=self.progress_update(progress),
                 stage=stage[:64],
                 message=message[:255],
                 heartbeat_at=timezone.now(),
             )
         )
         if moved:
-            self.run.progress, self.run.stage = progress, stage
+            self.run.progress, self.run.stage = self.progress_after(progress), stage
             return
         if self._mine().filter(cancel_requested=True).exists():
             raise RunCancelled()
         raise RunLost()
+
+    def progress_update(self, progress: int):
+        return progress
+
+    def progress_after(self, progress: int) -> int:
+        return progress
 
     def beat(self) -> bool:
         return self._mine().update(heartbeat_at=timezone.now()) == 1
@@ -422,11 +437,7 @@ def execute(task, model: type[Run], run_id: str, steps: Steps) -> None:
     2. run the steps with a heartbeat; they report progress through `ctx.step`;
     3. end succeeded, cancelled, timed_out or failed; transient errors retry within the attempts.
     """
-    close_old_connections()  # a connection the server dropped is replaced, not failed on
-    try:
-        run = claim(model, run_id)
-    except Backoff as busy:
-        raise task.retry(countdown=busy.countdown, max_retries=None) from None
+    run = claim_for(task, model, run_id)
     if run is None:
         return
     ctx = RunContext(run)
@@ -484,24 +495,11 @@ def readable(exc: BaseException) -> str:
 class PartContext(RunContext):
     """A RunContext for one part of a canvas: parts may run in parallel, so progress only rises."""
 
-    def step(self, progress: int, stage: str, message: str = "") -> None:
-        progress = max(0, min(100, int(progress)))
-        moved = (
-            self._mine()
-            .filter(cancel_requested=False)
-            .update(
-                progress=Greatest(F("progress"), Value(progress)),
-                stage=stage[:64],
-                message=message[:255],
-                heartbeat_at=timezone.now(),
-            )
-        )
-        if moved:
-            self.run.progress, self.run.stage = max(self.run.progress, progress), stage
-            return
-        if self._mine().filter(cancel_requested=True).exists():
-            raise RunCancelled()
-        raise RunLost()
+    def progress_update(self, progress: int):
+        return Greatest(F("progress"), Value(progress))
+
+    def progress_after(self, progress: int) -> int:
+        return max(self.run.progress, progress)
 
 
 def start_canvas(task, model: type[Run], run_id: str, build: Callable[[Run], object]) -> None:
@@ -509,11 +507,7 @@ def start_canvas(task, model: type[Run], run_id: str, build: Callable[[Run], obj
 
     The run stays `running` once the canvas is sent; the last part marks it succeeded.
     """
-    close_old_connections()  # a connection the server dropped is replaced, not failed on
-    try:
-        run = claim(model, run_id)
-    except Backoff as busy:
-        raise task.retry(countdown=busy.countdown, max_retries=None) from None
+    run = claim_for(task, model, run_id)
     if run is None:
         return
     ctx = RunContext(run)

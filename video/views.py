@@ -7,7 +7,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 
-from runs.api import RunViewSet, created_response, serve_file
+from runs.api import RunViewSet, created_response
+from runs.files import serve_file
 
 from .models import VideoRun
 from .serializers import VideoRunCreateSerializer, VideoRunSerializer
@@ -30,12 +31,12 @@ class VideoRunViewSet(RunViewSet):
     @media_response
     @action(detail=True, methods=["get"], url_path="video", url_name="video-file")
     def video_file(self, request, pk=None):
-        return serve_file(self.result().video)
+        return serve_file(self.result().video, request)
 
     @media_response
     @action(detail=True, methods=["get"], url_path="audio", url_name="audio-file")
     def audio_file(self, request, pk=None):
-        return serve_file(self.result().audio)
+        return serve_file(self.result().audio, request)
 
     @media_response
     @action(
@@ -48,7 +49,7 @@ class VideoRunViewSet(RunViewSet):
         image = self.result().images.filter(position=int(position)).first()
         if image is None:
             raise Http404("This run has no such image.")
-        return serve_file(image.image)
+        return serve_file(image.image, request)
 
     def result(self):
         """The result of a run the user may see (others' runs answer 404 from get_object)."""
