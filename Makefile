@@ -12,9 +12,13 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt
 	scripts/bootstrap.sh dev
 	touch $(VENV)/.installed $@
 
-install: $(VENV)/.installed
+# A development .env (DEBUG on), so manage.py works in this checkout without exporting anything.
+.env:
+	cp .env.example .env
 
-install-dev: $(VENV)/.installed-dev
+install: $(VENV)/.installed .env
+
+install-dev: $(VENV)/.installed-dev .env
 
 ## run: web + worker + beat on SQLite and a local Redis, until Ctrl-C
 run: install
