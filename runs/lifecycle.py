@@ -371,10 +371,10 @@ class Heartbeats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._contexts: set[RunContext] = set()
+        self._contexts: set[RunContext | BetweenParts] = set()
         self._thread: threading.Thread | None = None
 
-    def track(self, ctx: RunContext) -> None:
+    def track(self, ctx: RunContext | BetweenParts) -> None:
         with self._lock:
             self._contexts.add(ctx)
             if self._thread is None or not self._thread.is_alive():  # also after a fork
@@ -383,7 +383,7 @@ class Heartbeats:
                 )
                 self._thread.start()
 
-    def untrack(self, ctx: RunContext) -> None:
+    def untrack(self, ctx: RunContext | BetweenParts) -> None:
         with self._lock:
             self._contexts.discard(ctx)
 
@@ -398,9 +398,31 @@ class Heartbeats:
             close_old_connections()
             for ctx in contexts:
                 try:
-                    ctx.beat()
+                    if not ctx.beat():  # the run ended or moved on: nothing left to keep alive
+                        self.untrack(ctx)
                 except Exception:
                     logger.exception("heartbeat for run %s failed", ctx.run.pk)
+
+
+class BetweenParts:
+    """Keeps a canvas run alive while its next part waits in the queue behind other work.
+
+    Between two parts no process works on the run, so nothing would refresh its heartbeat and the
+    timeout check would take it for dead. The part that just ended keeps beating until another
+    part records a step (the stage changes), the run leaves `running` on this attempt, or
+    RUN_PART_GAP_SECONDS pass. A worker that dies stops beating, so a canvas that is really lost
+    is still found stale.
+    """
+
+    def __init__(self, ctx: RunContext):
+        self.run = ctx.run
+        self.rows = ctx._mine().filter(stage=ctx.run.stage)
+        self.until = time.monotonic() + settings.RUN_PART_GAP_SECONDS
+
+    def beat(self) -> bool:
+        if time.monotonic() > self.until:
+            return False
+        return self.rows.update(heartbeat_at=timezone.now()) == 1
 
 
 heartbeats = Heartbeats()
@@ -555,6 +577,8 @@ def execute_part(
             part(run, ctx)
         if last and run.status == RunStatus.RUNNING:  # a hand-off to a provider leaves it waiting
             finish(ctx, RunStatus.SUCCEEDED, progress=100, stage="done", message="")
+        elif run.status == RunStatus.RUNNING:
+            heartbeats.track(BetweenParts(ctx))
     except RunCancelled:
         finish(ctx, RunStatus.CANCELLED, message="Cancelled.")
     except RunLost:

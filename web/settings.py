@@ -187,6 +187,9 @@ RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 10, minimum=1)
 # A running run whose heartbeat is older than this is presumed dead (its worker was killed).
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 3 * RUN_HEARTBEAT_SECONDS, minimum=1)
 RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
+# How long the part of a canvas that just ended keeps its run's heartbeat fresh while the next
+# part waits in the queue behind other work (seconds); past it, the timeout check may step in.
+RUN_PART_GAP_SECONDS = env_int("RUN_PART_GAP_SECONDS", 30 * 60, minimum=1)
 # Finished runs, their results and artifact files older than this are removed by runs.cleanup.
 RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
 
