@@ -1,9 +1,11 @@
 from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="api-docs"), name="home"),
     path("admin/", admin.site.urls),
     path("api/", include("runs.urls")),
     path("api/", include("podcast.urls")),

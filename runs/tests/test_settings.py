@@ -37,3 +37,9 @@ def test_a_bad_boolean_names_the_variable():
     result = manage("check", **{**PRODUCTION, "DEBUG": "maybe"})
     assert result.returncode != 0
     assert "DEBUG must be true or false, not 'maybe'" in result.stderr
+
+
+def test_the_site_root_leads_to_the_api_docs(client):
+    reply = client.get("/", HTTP_HOST="127.0.0.1")
+    assert reply.status_code == 302
+    assert reply["Location"] == "/api/docs/"
