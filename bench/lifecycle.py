@@ -30,6 +30,9 @@ os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
 
 
+POLL_SECONDS = 0.02  # how often both sides look for completion
+
+
 def prepare_database() -> None:
     url = os.environ["DATABASE_URL"]
     if url.startswith("mysql://"):
@@ -64,6 +67,7 @@ def main() -> None:
     from celery import current_app
     from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
 
     from runs import lifecycle
     from runs.models import RunStatus
@@ -85,16 +89,17 @@ def main() -> None:
         for _ in range(n):
             current_app.send_task("sleeper.noop", args=[key])
         while int(broker.get(key) or 0) < n:
-            time.sleep(0.01)
+            time.sleep(POLL_SECONDS)
         return n / (time.perf_counter() - start)
 
     def run_round(index: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
+        start, since = time.perf_counter(), timezone.now()
+        for _ in range(n):  # created and dispatched one at a time, as the API does
             lifecycle.dispatch(NoopRun.objects.create(owner=owner))
-        done = NoopRun.objects.filter(status=RunStatus.SUCCEEDED)
-        while done.count() < n * (index + 1):
-            time.sleep(0.02)
+        # Only this round's rows, through the (status, created_at) index: the poll stays cheap.
+        done = NoopRun.objects.filter(status=RunStatus.SUCCEEDED, created_at__gte=since)
+        while done.count() < n:
+            time.sleep(POLL_SECONDS)
         return n / (time.perf_counter() - start)
 
     try:
