@@ -140,6 +140,10 @@ def test_both_status_purge_restart_and_stop_through_the_scripts(ops):
     assert all(alive(pid) for pid in second.values())
     wait_for(ops.healthy_status, timeout=60, what="status to say healthy after restart")
 
+    registered = ops.run("inspect", "registered")  # Celery's own inspect, through the script
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    assert "podcast.generate" in registered.stdout and "runs.scan" in registered.stdout
+
     logs = ops.run("logs", "worker", "200")
     assert "ready." in logs.stdout  # the worker's own output reached its rotating log
 
