@@ -413,7 +413,7 @@ def queue_lengths(queues: list[str]) -> dict[str, int]:
 def runs_by_status() -> dict[str, dict[str, int]]:
     from django.db.models import Count
 
-    from runs.lifecycle import run_models
+    from runs.models import run_models
 
     counts = {}
     for model in run_models():
@@ -522,8 +522,7 @@ def confirm(question: str) -> None:
 
 
 def queued_runs() -> int:
-    from runs.lifecycle import run_models
-    from runs.models import RunStatus
+    from runs.models import RunStatus, run_models
 
     return sum(model.objects.filter(status=RunStatus.QUEUED).count() for model in run_models())
 

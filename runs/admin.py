@@ -85,5 +85,6 @@ class RunAdmin(admin.ModelAdmin):
         done = sum(lifecycle.dispatch(run) for run in runs)
         self.message_user(request, f"{done} run(s) dispatched.", messages.SUCCESS)
 
+
 # The schedules admin: periodic tasks with next runs, last result and audit trail.
 from . import schedules_admin  # noqa: E402, F401

@@ -27,9 +27,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import lifecycle
 from .beat import last_tick
-from .models import TERMINAL
+from .models import TERMINAL, run_models
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +157,7 @@ TASK_ID = re.compile(r"^[\w.:-]{1,255}$")
 
 def task_owned_by(user, task_id: str) -> bool:
     """Whether the last dispatch of one of the user's runs carried this task id."""
-    return any(
-        model.objects.filter(owner=user, task_id=task_id).exists()
-        for model in lifecycle.run_models()
-    )
+    return any(model.objects.filter(owner=user, task_id=task_id).exists() for model in run_models())
 
 
 def task_status(task_id: str) -> dict:
@@ -259,7 +255,7 @@ class RunCollector:
             "Seconds from start to finish of finished runs.",
             labels=["kind", "status"],
         )
-        for model in lifecycle.run_models():
+        for model in run_models():
             rows = model.objects.order_by().values_list("status").annotate(n=Count("pk"))
             for status, count in rows:
                 runs.add_metric([kind(model), status], count)

@@ -19,20 +19,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
-from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
-from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Case, F, QuerySet, Value, When
-from django.db.models.functions import Greatest
+from django.db.models import F
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from engines.errors import TransientEngineError
 
-from .models import ACTIVE, TERMINAL, Priority, Run, RunStatus
+from . import outbox
+from .models import ACTIVE, TERMINAL, Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +79,7 @@ def remember(run: Run, **fields) -> None:
         setattr(run, name, value)
 
 
-# Dispatch (the outbox relay)
-
-
-def message_priority(priority: str) -> int:
-    """Celery message priority: Redis serves 0 first, AMQP serves the highest number first."""
-    levels = {Priority.HIGH: 9, Priority.NORMAL: 5, Priority.LOW: 0}
-    level = levels.get(priority, 5)
-    return 9 - level if current_app.conf.broker_url.startswith("redis") else level
+# Dispatch (the row is the outbox; runs.outbox relays what the broker refused)
 
 
 def dispatch(run: Run, *, only_from: frozenset = CLAIMABLE) -> bool:
@@ -103,97 +94,7 @@ def dispatch(run: Run, *, only_from: frozenset = CLAIMABLE) -> bool:
         .objects.filter(pk=run.pk, status__in=only_from)
         .update(status=RunStatus.QUEUED, queued_at=timezone.now(), task_id=task_id)
     )
-    if not marked:
-        return False
-    try:
-        current_app.send_task(
-            run.task_name,
-            args=[str(run.pk)],
-            task_id=task_id,
-            priority=message_priority(run.priority),
-        )
-    except (OperationalError, OSError) as exc:
-        type(run).objects.filter(pk=run.pk, status=RunStatus.QUEUED, task_id=task_id).update(
-            status=RunStatus.PENDING
-        )
-        logger.warning("run %s stays pending, the broker refused it: %s", run.pk, exc)
-        return False
-    logger.debug("run %s dispatched as task %s", run.pk, task_id)
-    return True
-
-
-def run_models() -> list[type[Run]]:
-    """Every concrete run kind; the apps register nothing."""
-    return [model for model in apps.get_models() if issubclass(model, Run)]
-
-
-BATCH = 500  # rows per relay or maintenance pass: bounded work and short locks
-
-
-def lock_batch(queryset: QuerySet, limit: int = BATCH) -> list[Run]:
-    """Claim rows until commit; a concurrent pass skips them (SKIP LOCKED) instead of waiting."""
-    return list(queryset.select_for_update(skip_locked=True).order_by()[:limit])
-
-
-def mark_queued(model: type[Run], runs: list[Run], *, message: str | None = None) -> dict:
-    """Mark runs this transaction holds locked `queued` with fresh task ids, in one UPDATE.
-
-    `dispatch`'s protocol, set-based: send with `send_marked` once the transaction commits.
-    """
-    task_ids = {run.pk: str(uuid.uuid4()) for run in runs}
-    if task_ids:
-        fields = {"message": message} if message is not None else {}
-        model.objects.filter(pk__in=task_ids).update(
-            status=RunStatus.QUEUED,
-            queued_at=timezone.now(),
-            task_id=Case(*(When(pk=pk, then=Value(tid)) for pk, tid in task_ids.items())),
-            **fields,
-        )
-    return task_ids
-
-
-def send_marked(model: type[Run], runs: list[Run], task_ids: dict) -> int:
-    """Send the marked runs' tasks; at the first refusal the rest go back to `pending` at once,
-    so a broker outage costs one connection timeout, not one per run. Returns how many went."""
-    for sent, run in enumerate(runs):
-        try:
-            current_app.send_task(
-                run.task_name,
-                args=[str(run.pk)],
-                task_id=task_ids[run.pk],
-                priority=message_priority(run.priority),
-            )
-        except (OperationalError, OSError) as exc:
-            unsent = [task_ids[r.pk] for r in runs[sent:]]
-            model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent).update(
-                status=RunStatus.PENDING
-            )
-            logger.warning("%s run(s) stay pending, the broker refused them: %s", len(unsent), exc)
-            return sent
-    return len(runs)
-
-
-def requeue_after_commit(model: type[Run], runs: list[Run], *, message: str | None = None) -> None:
-    """Mark locked runs queued now and send them once the surrounding transaction commits."""
-    task_ids = mark_queued(model, runs, message=message)
-    if task_ids:
-        transaction.on_commit(lambda: send_marked(model, runs, task_ids))
-
-
-def relay_pending(*, older_than_seconds: float = 0) -> int:
-    """Dispatch runs left `pending` (the broker was down at submit); returns how many went.
-
-    Of two relays running at once, each claims different rows, so no run is sent twice.
-    """
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    sent = 0
-    for model in run_models():
-        with transaction.atomic():
-            pending = model.objects.filter(status=RunStatus.PENDING, created_at__lte=cutoff)
-            runs = lock_batch(pending)
-            task_ids = mark_queued(model, runs)
-        sent += send_marked(model, runs, task_ids)
-    return sent
+    return bool(marked) and outbox.send_marked(type(run), [run], {run.pk: task_id}) == 1
 
 
 def dispatch_on_commit(run: Run) -> None:
@@ -362,6 +263,12 @@ class RunContext:
             self._tmp = None
 
 
+class Beating(Protocol):
+    run: Run
+
+    def beat(self) -> bool: ...
+
+
 class Heartbeats:
     """One thread per worker process keeps fresh the heartbeat of every run that process executes.
 
@@ -371,10 +278,10 @@ class Heartbeats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._contexts: set[RunContext | BetweenParts] = set()
+        self._contexts: set[Beating] = set()
         self._thread: threading.Thread | None = None
 
-    def track(self, ctx: RunContext | BetweenParts) -> None:
+    def track(self, ctx: Beating) -> None:
         with self._lock:
             self._contexts.add(ctx)
             if self._thread is None or not self._thread.is_alive():  # also after a fork
@@ -383,7 +290,7 @@ class Heartbeats:
                 )
                 self._thread.start()
 
-    def untrack(self, ctx: RunContext | BetweenParts) -> None:
+    def untrack(self, ctx: Beating) -> None:
         with self._lock:
             self._contexts.discard(ctx)
 
@@ -404,27 +311,6 @@ class Heartbeats:
                     logger.exception("heartbeat for run %s failed", ctx.run.pk)
 
 
-class BetweenParts:
-    """Keeps a canvas run alive while its next part waits in the queue behind other work.
-
-    Between two parts no process works on the run, so nothing would refresh its heartbeat and the
-    timeout check would take it for dead. The part that just ended keeps beating until another
-    part records a step (the stage changes), the run leaves `running` on this attempt, or
-    RUN_PART_GAP_SECONDS pass. A worker that dies stops beating, so a canvas that is really lost
-    is still found stale.
-    """
-
-    def __init__(self, ctx: RunContext):
-        self.run = ctx.run
-        self.rows = ctx._mine().filter(stage=ctx.run.stage)
-        self.until = time.monotonic() + settings.RUN_PART_GAP_SECONDS
-
-    def beat(self) -> bool:
-        if time.monotonic() > self.until:
-            return False
-        return self.rows.update(heartbeat_at=timezone.now()) == 1
-
-
 heartbeats = Heartbeats()
 
 
@@ -442,6 +328,14 @@ def finish(ctx: RunContext, status: RunStatus, **fields) -> bool:
     if moved:
         logger.info("run %s %s", ctx.run.pk, status)
     return moved
+
+
+def time_out(ctx: RunContext) -> bool:
+    """End the run `timed_out` after the soft time limit struck."""
+    # The limit is a signal: it may have struck in the middle of a query, leaving the connection
+    # out of step with the server. A fresh one writes the end reliably.
+    connection.close()
+    return finish(ctx, RunStatus.TIMED_OUT, message="Stopped: the time limit was reached.")
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -473,7 +367,7 @@ def execute(task, model: type[Run], run_id: str, steps: Steps) -> None:
     except RunLost:
         logger.warning("run %s was taken over; attempt %s stops", run.pk, ctx.attempt)
     except SoftTimeLimitExceeded:
-        finish(ctx, RunStatus.TIMED_OUT, message="Stopped: the time limit was reached.")
+        time_out(ctx)
     except TransientEngineError as exc:
         retry_later(task, ctx, exc)
     except Exception as exc:
@@ -505,152 +399,3 @@ def retry_later(task, ctx: RunContext, exc: Exception) -> None:
 def readable(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text[:255]
-
-
-# Canvases: one run carried out by several tasks (a chain, a group, a chord)
-#
-# The first task claims the run (one attempt) and sends the canvas; every part then runs under
-# that attempt through `execute_part`. A part of an older attempt, or of a run that already
-# ended, does nothing, so a redelivered part, or a part after another one failed, is harmless.
-
-
-class PartContext(RunContext):
-    """A RunContext for one part of a canvas: parts may run in parallel, so progress only rises."""
-
-    def progress_update(self, progress: int):
-        return Greatest(F("progress"), Value(progress))
-
-    def progress_after(self, progress: int) -> int:
-        return max(self.run.progress, progress)
-
-
-def start_canvas(task, model: type[Run], run_id: str, build: Callable[[Run], object]) -> None:
-    """Claim the run for this delivery and send the canvas `build(run)` returns; its parts end it.
-
-    The run stays `running` once the canvas is sent; the last part marks it succeeded.
-    """
-    run = claim_for(task, model, run_id)
-    if run is None:
-        return
-    ctx = RunContext(run)
-    try:
-        build(run).apply_async()
-        logger.info("run %s canvas sent (attempt %s)", run.pk, run.attempt)
-    except (OperationalError, OSError) as exc:
-        retry_later(task, ctx, TransientEngineError(f"the broker refused the canvas: {exc}"))
-    except Exception as exc:
-        logger.exception("run %s: its canvas could not be built", run.pk)
-        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
-    finally:
-        close_old_connections()
-
-
-def execute_part(
-    task,
-    model: type[Run],
-    run_id: str,
-    attempt: int,
-    part: Steps,
-    *,
-    last: bool = False,
-    max_retries: int = 3,
-) -> None:
-    """Run one part of a run's canvas under the attempt that sent it.
-
-    1. skip quietly unless the run is `running` on `attempt` (a redelivery, a part after a
-       failure or cancel, or a part of an attempt that was taken over);
-    2. stop the run as cancelled if its cancel flag is set (the parts not yet started);
-    3. run the part with a heartbeat; the `last` part ends the run succeeded;
-    4. a failure fails the run (a conditional UPDATE, so once however many parts fail);
-       a transient error retries this part, not the whole canvas.
-    """
-    close_old_connections()
-    run = model.objects.filter(pk=run_id, attempt=attempt, status=RunStatus.RUNNING).first()
-    if run is None:
-        logger.info("%s: run %s is not running on attempt %s; skipped", task.name, run_id, attempt)
-        return
-    ctx = PartContext(run)
-    try:
-        if run.cancel_requested:
-            raise RunCancelled()
-        with heartbeat(ctx):
-            part(run, ctx)
-        if last and run.status == RunStatus.RUNNING:  # a hand-off to a provider leaves it waiting
-            finish(ctx, RunStatus.SUCCEEDED, progress=100, stage="done", message="")
-        elif run.status == RunStatus.RUNNING:
-            heartbeats.track(BetweenParts(ctx))
-    except RunCancelled:
-        finish(ctx, RunStatus.CANCELLED, message="Cancelled.")
-    except RunLost:
-        logger.warning("run %s was taken over; %s of attempt %s stops", run.pk, task.name, attempt)
-    except SoftTimeLimitExceeded:
-        finish(ctx, RunStatus.TIMED_OUT, message="Stopped: the time limit was reached.")
-    except TransientEngineError as exc:
-        retries = task.request.retries or 0
-        if retries >= max_retries:
-            finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
-        else:
-            delay = backoff_seconds(retries + 1)
-            logger.warning("run %s: %s retries in %.1fs: %s", run.pk, task.name, delay, exc)
-            # Raised, not returned: a chord counts a part only when it really ends.
-            raise task.retry(countdown=delay, max_retries=max_retries, exc=exc) from None
-    except Exception as exc:
-        logger.exception("run %s failed in %s", run.pk, task.name)
-        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
-    finally:
-        ctx.remove_tmp()
-        close_old_connections()
-
-
-# Waiting on a remote provider (the scan polls `Run.poll_remote`)
-
-
-def wait_remote(ctx: RunContext, job_id: str, message: str = "") -> bool:
-    """Hand the run to a provider job: `running` -> `waiting` with the job id, same attempt."""
-    return transition(
-        ctx.run,
-        RunStatus.WAITING,
-        only_from=frozenset({RunStatus.RUNNING}),
-        remote_job_id=job_id[:255],
-        heartbeat_at=timezone.now(),
-        message=message[:255],
-    )
-
-
-def note_waiting(run: Run, message: str) -> bool:
-    """Record that the provider answered (its job is still going); refreshes the heartbeat."""
-    rows = type(run).objects.filter(pk=run.pk, status=RunStatus.WAITING, attempt=run.attempt)
-    return rows.update(heartbeat_at=timezone.now(), message=message[:255]) == 1
-
-
-def resume_remote(run: Run, signature) -> bool:
-    """The provider job is done: `waiting` -> `running` (same attempt), then send `signature`.
-
-    Of two scans polling the same run, only the one that moves it sends the part, after commit
-    (the scan polls inside a transaction; a part sent earlier could find the run still waiting).
-    If the broker refuses, the run goes back to `waiting` and the next scan tries again.
-    """
-    moved = transition(
-        run,
-        RunStatus.RUNNING,
-        only_from=frozenset({RunStatus.WAITING}),
-        heartbeat_at=timezone.now(),
-        message="The provider finished; collecting its result.",
-    )
-    if not moved:
-        return False
-
-    def send() -> None:
-        try:
-            signature.apply_async()
-        except (OperationalError, OSError) as exc:
-            logger.warning("run %s: could not resume, the broker refused it: %s", run.pk, exc)
-            transition(run, RunStatus.WAITING, only_from=frozenset({RunStatus.RUNNING}))
-
-    transaction.on_commit(send)
-    return True
-
-
-def end_waiting(run: Run, status: RunStatus, **fields) -> bool:
-    """End a `waiting` run (the provider failed the job, or the run was cancelled meanwhile)."""
-    return transition(run, status, only_from=frozenset({RunStatus.WAITING}), **fields)

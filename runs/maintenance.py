@@ -3,7 +3,7 @@
 Each function finds its rows through the Run indexes ((status, heartbeat_at), (status, created_at),
 (status, finished_at)), never by scanning the table, and changes a row only through a conditional
 UPDATE or a SKIP LOCKED claim, so two copies running at once never act twice on one run. Every kind
-found by `lifecycle.run_models()` is covered; new kinds register nothing.
+found by `run_models()` is covered; new kinds register nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from django.db import models, transaction
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
-from . import lifecycle
-from .models import TERMINAL, Run, RunStatus
+from . import lifecycle, outbox
+from .models import TERMINAL, Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
 
-BATCH = lifecycle.BATCH
+BATCH = outbox.BATCH
 
 
 def revoke(task_ids: list[str], *, terminate: bool) -> None:
@@ -52,18 +52,18 @@ def check_timeouts(
     timeout_cutoff = now - timedelta(minutes=timeout_minutes)
     stale_cutoff = now - timedelta(seconds=stale_after)
     timed_out = redispatched = 0
-    for model in lifecycle.run_models():
+    for model in run_models():
         with transaction.atomic():
-            overdue = lifecycle.lock_batch(overdue_runs(model, timeout_cutoff))
+            overdue = outbox.lock_batch(overdue_runs(model, timeout_cutoff))
             timed_out += time_out(
                 model, overdue, f"Stopped: running for over {timeout_minutes:g} min."
             )
-            stale = lifecycle.lock_batch(stale_runs(model, stale_cutoff))
+            stale = outbox.lock_batch(stale_runs(model, stale_cutoff))
             spent = [run for run in stale if run.attempt >= run.max_attempts]
             timed_out += time_out(model, spent, "Stopped: the worker was lost on every attempt.")
             again = [run for run in stale if run.attempt < run.max_attempts]
             revoke_after_commit(again, terminate=False)  # a redelivery would only back off
-            lifecycle.requeue_after_commit(
+            outbox.requeue_after_commit(
                 model, again, message="The worker stopped answering; dispatched again."
             )
             redispatched += len(again)
@@ -110,12 +110,12 @@ def scan(*, pending_grace_seconds: float = 10, requeue_after_seconds: float = 36
     now = timezone.now()
     queued_cutoff = now - timedelta(seconds=requeue_after_seconds)
     polled = requeued = 0
-    dispatched = lifecycle.relay_pending(older_than_seconds=pending_grace_seconds)
-    for model in lifecycle.run_models():
+    dispatched = outbox.relay_pending(older_than_seconds=pending_grace_seconds)
+    for model in run_models():
         with transaction.atomic():
-            lost = lifecycle.lock_batch(lost_queued_runs(model, queued_cutoff))
+            lost = outbox.lock_batch(lost_queued_runs(model, queued_cutoff))
             revoke_after_commit(lost, terminate=False)
-            lifecycle.requeue_after_commit(
+            outbox.requeue_after_commit(
                 model, lost, message="Queued too long without starting; sent again."
             )
         requeued += len(lost)
@@ -161,7 +161,7 @@ def cleanup(
     2. delete expired Celery results; 3. delete artifact files no row owns."""
     days = retention_days or settings.RUN_RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=days)
-    runs = sum(prune_runs(model, cutoff, max_batches) for model in lifecycle.run_models())
+    runs = sum(prune_runs(model, cutoff, max_batches) for model in run_models())
     results = prune_task_results(max_batches)
     files = remove_orphan_files(orphan_grace_seconds)
     return {"runs": runs, "task_results": results, "orphan_files": files}

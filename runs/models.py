@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 
@@ -110,6 +111,11 @@ class Run(models.Model):
 
         Kinds that hand work to a remote provider override it; the others never wait.
         """
+
+
+def run_models() -> list[type[Run]]:
+    """Every concrete run kind; the apps register nothing."""
+    return [model for model in apps.get_models() if issubclass(model, Run)]
 
 
 # The concrete tables of runs (beat lease, schedule audit), kept apart from the abstract Run.

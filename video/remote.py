@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from engines.errors import EngineError, TransientEngineError
-from runs import lifecycle
+from runs import canvas, lifecycle, outbox
 from runs.models import Priority, RunStatus
 
 from .models import VideoRun
@@ -70,7 +70,7 @@ def submit(run: VideoRun, ctx: lifecycle.RunContext, scenes: list[tuple[Path, fl
     job_id = str(answer.get("id") or "")
     if not job_id:
         raise EngineError(f"the provider accepted the job but returned no id: {answer}")
-    lifecycle.wait_remote(ctx, job_id, "Rendering at the provider.")
+    canvas.wait_remote(ctx, job_id, "Rendering at the provider.")
     logger.info("run %s waits on provider job %s", run.pk, job_id)
     return job_id
 
@@ -86,7 +86,7 @@ def poll(run: VideoRun) -> None:
     if run.status != RunStatus.WAITING:
         return
     if run.cancel_requested:
-        lifecycle.end_waiting(run, RunStatus.CANCELLED, message="Cancelled while waiting.")
+        canvas.end_waiting(run, RunStatus.CANCELLED, message="Cancelled while waiting.")
         return
     try:
         job = call("GET", f"/v1/jobs/{run.remote_job_id}", timeout=POLL_TIMEOUT_SECONDS)
@@ -94,7 +94,7 @@ def poll(run: VideoRun) -> None:
         logger.warning("run %s: provider unreachable, will poll again: %s", run.pk, exc)
         return
     except EngineError as exc:
-        lifecycle.end_waiting(run, RunStatus.FAILED, message=str(exc)[:255], error=str(exc))
+        canvas.end_waiting(run, RunStatus.FAILED, message=str(exc)[:255], error=str(exc))
         return
     settle(run, job)
 
@@ -102,17 +102,17 @@ def poll(run: VideoRun) -> None:
 def settle(run: VideoRun, job: dict) -> None:
     state = job.get("status")
     if state in ("pending", "running"):
-        lifecycle.note_waiting(run, f"The provider's job is {state}.")
+        canvas.note_waiting(run, f"The provider's job is {state}.")
     elif state == "done" and job.get("video_url"):
         from video.tasks import fetch_remote_video  # tasks import this module
 
         part = fetch_remote_video.si(str(run.pk), run.attempt, job["video_url"])
-        priority = lifecycle.message_priority(Priority.HIGH)  # a started run finishes first
-        lifecycle.resume_remote(run, part.set(priority=priority))
+        priority = outbox.message_priority(Priority.HIGH)  # a started run finishes first
+        canvas.resume_remote(run, part.set(priority=priority))
     else:
         reason = job.get("error") or f"unexpected job status {state!r}"
         message = f"The provider failed the job: {reason}"[:255]
-        lifecycle.end_waiting(run, RunStatus.FAILED, message=message, error=json.dumps(job))
+        canvas.end_waiting(run, RunStatus.FAILED, message=message, error=json.dumps(job))
 
 
 def download(url: str, path: Path) -> None:

@@ -5,7 +5,7 @@
           group(video.draw_characters, video.speak_narration),   # a chord: both, then
           video.compose)                                         # compose, which ends the run
 
-Every part carries (run id, attempt) and runs through `lifecycle.execute_part`, which skips it
+Every part carries (run id, attempt) and runs through `runs.canvas.execute_part`, which skips it
 unless the run is still running on that attempt. With a remote provider configured, compose
 hands the frames and narration to it instead, the run waits, and `video.fetch_remote` (sent by
 the scan's poll when the provider is done) downloads the MP4 and ends the run.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from celery import chain, group, shared_task
 from django.conf import settings
 
-from runs import lifecycle
+from runs import canvas, lifecycle, outbox
 from runs.models import Priority
 
 from . import remote, steps
@@ -28,7 +28,7 @@ LIMITS = {"soft_time_limit": SOFT_LIMIT, "time_limit": HARD_LIMIT}
 
 @shared_task(name="video.generate", bind=True, **LIMITS)
 def generate_video(self, run_id: str) -> None:
-    lifecycle.start_canvas(self, VideoRun, run_id, pipeline)
+    canvas.start_canvas(self, VideoRun, run_id, pipeline)
 
 
 def pipeline(run: VideoRun):
@@ -39,7 +39,7 @@ def pipeline(run: VideoRun):
     and the timeout check would take its run for dead after RUN_STALE_AFTER_SECONDS.
     """
     args = (str(run.pk), run.attempt)
-    priority = lifecycle.message_priority(Priority.HIGH)
+    priority = outbox.message_priority(Priority.HIGH)
     return chain(
         write_script.si(*args).set(priority=priority),
         group(
@@ -52,23 +52,23 @@ def pipeline(run: VideoRun):
 
 @shared_task(name="video.write_script", bind=True, **LIMITS)
 def write_script(self, run_id: str, attempt: int) -> None:
-    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.write_script)
+    canvas.execute_part(self, VideoRun, run_id, attempt, steps.write_script)
 
 
 # The chord's header parts keep a result: the chord fires compose once both results are stored.
 @shared_task(name="video.draw_characters", bind=True, ignore_result=False, **LIMITS)
 def draw_characters(self, run_id: str, attempt: int) -> None:
-    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.draw_characters)
+    canvas.execute_part(self, VideoRun, run_id, attempt, steps.draw_characters)
 
 
 @shared_task(name="video.speak_narration", bind=True, ignore_result=False, **LIMITS)
 def speak_narration(self, run_id: str, attempt: int) -> None:
-    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.speak_narration)
+    canvas.execute_part(self, VideoRun, run_id, attempt, steps.speak_narration)
 
 
 @shared_task(name="video.compose", bind=True, **LIMITS)
 def compose_video(self, run_id: str, attempt: int) -> None:
-    lifecycle.execute_part(self, VideoRun, run_id, attempt, steps.compose_video, last=True)
+    canvas.execute_part(self, VideoRun, run_id, attempt, steps.compose_video, last=True)
 
 
 @shared_task(name="video.fetch_remote", bind=True, **LIMITS)
@@ -80,4 +80,4 @@ def fetch_remote_video(self, run_id: str, attempt: int, url: str) -> None:
             remote.download(url, partial)
         steps.save_video(run, path)
 
-    lifecycle.execute_part(self, VideoRun, run_id, attempt, fetch, last=True)
+    canvas.execute_part(self, VideoRun, run_id, attempt, fetch, last=True)

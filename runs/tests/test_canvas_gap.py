@@ -7,7 +7,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from runs import lifecycle, maintenance
+from runs import canvas, lifecycle, maintenance
 from runs.models import RunStatus
 from runs.tests.helpers import wait_for
 from runs.tests.sleeper.models import SleepRun
@@ -21,8 +21,8 @@ def part_just_ended(user, stage="script written") -> lifecycle.RunContext:
     run = SleepRun.objects.create(
         owner=user, status=RunStatus.RUNNING, attempt=1, stage=stage, heartbeat_at=timezone.now()
     )
-    ctx = lifecycle.PartContext(run)
-    lifecycle.heartbeats.track(lifecycle.BetweenParts(ctx))
+    ctx = canvas.PartContext(run)
+    lifecycle.heartbeats.track(canvas.BetweenParts(ctx))
     return ctx
 
 

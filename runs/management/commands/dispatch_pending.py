@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from runs.lifecycle import relay_pending
+from runs.outbox import relay_pending
 
 
 class Command(BaseCommand):
