@@ -14,42 +14,14 @@ migrated here) and CELERY_BROKER_URL (default redis://127.0.0.1:6379/10, flushed
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/bench_lifecycle")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/10")
-os.environ.setdefault("EXTRA_APPS", "runs.tests.sleeper")
-os.environ.setdefault("DEBUG", "true")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
+from common import configure, prepare_database
 
+configure("bench_lifecycle", broker_db=10, EXTRA_APPS="runs.tests.sleeper")
 
 POLL_SECONDS = 0.02  # how often both sides look for completion
-
-
-def prepare_database() -> None:
-    url = os.environ["DATABASE_URL"]
-    if url.startswith("mysql://"):
-        name = url.rsplit("/", 1)[1]
-        subprocess.run(
-            [
-                "mysql",
-                "-h",
-                "127.0.0.1",
-                "-u",
-                "root",
-                "-e",
-                f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4",
-            ],
-            check=True,
-        )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
 
 
 def main() -> None:

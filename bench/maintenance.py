@@ -18,41 +18,28 @@ flushed at the end: the redispatched runs' messages land there, no worker consum
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/bench_maint")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
-os.environ.setdefault("EXTRA_APPS", "runs.tests.sleeper")
-os.environ.setdefault("DEBUG", "true")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
-os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="bench-maint-media-"))
+from common import configure, database_name, mysql, prepare_database
 
-DB_NAME = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
+configure(
+    "bench_maint",
+    broker_db=13,
+    EXTRA_APPS="runs.tests.sleeper",
+    MEDIA_ROOT=tempfile.mkdtemp(prefix="bench-maint-media-"),
+)
+DB_NAME = database_name()
 TARGET_MS = 50
 
 
-def mysql(sql: str) -> None:
-    subprocess.run(["mysql", "-h", "127.0.0.1", "-u", "root", "-e", sql], check=True)
-
-
-def prepare_database() -> None:
-    if not os.environ["DATABASE_URL"].startswith("mysql://"):
+def prepare() -> None:
+    if DB_NAME is None:
         sys.exit("bench/maintenance.py measures MariaDB/MySQL: set DATABASE_URL=mysql://...")
-    try:
-        mysql(f"DROP DATABASE IF EXISTS `{DB_NAME}`")
-        mysql(f"CREATE DATABASE `{DB_NAME}` CHARACTER SET utf8mb4")
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        sys.exit("Could not reach MariaDB with the mysql client at 127.0.0.1 as root.")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+    prepare_database(fresh=True)
 
 
 def fill(rows: int, owner) -> float:
@@ -220,7 +207,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     options = parser.parse_args()
 
-    prepare_database()
+    prepare()
     import django
 
     django.setup()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import os
 import statistics
 import subprocess
 import sys
@@ -27,12 +26,9 @@ import time
 import wave
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/bench_podcast")
-os.environ.setdefault("MEDIA_ROOT", "/tmp/bench-podcast-media")
-os.environ.setdefault("DEBUG", "true")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
+from common import configure, prepare_database
+
+configure("bench_podcast", MEDIA_ROOT="/tmp/bench-podcast-media")
 
 SUBJECTS = ("The hive", "A forager", "The queen", "Each drone", "A nurse bee", "The colony")
 VERBS = ("visits", "guards", "cleans", "warms", "maps", "feeds", "finds", "seals")
@@ -42,25 +38,6 @@ THINGS = ("the clover field", "the brood comb", "the north entrance", "the wax c
 def fail(message: str) -> None:
     print(message, file=sys.stderr)
     sys.exit(1)
-
-
-def prepare_database() -> None:
-    url = os.environ["DATABASE_URL"]
-    if url.startswith("mysql://"):
-        name = url.rsplit("/", 1)[1]
-        made = subprocess.run(
-            ["mysql", "-h", "127.0.0.1", "-u", "root", "-e",
-             f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if made.returncode != 0:
-            fail(f"Cannot reach the database for {url}: {made.stderr.strip()}")
-    migrated = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if migrated.returncode != 0:
-        fail(f"Cannot migrate {url}: {migrated.stderr.strip().splitlines()[-1]}")
 
 
 def source_text(sentences: int) -> str:

@@ -24,19 +24,15 @@ import os
 import shlex
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/bench_video")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12")
-os.environ.setdefault("DEBUG", "true")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
+from common import configure, prepare_database
+
+configure("bench_video", broker_db=12)
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 CAST = [
@@ -58,18 +54,6 @@ LINES = [
     "Then we tie the smaller boats to the inner wall before the tide turns.",
     "By morning the sea will be flat again, as if nothing ever happened here.",
 ]
-
-
-def prepare_database() -> None:
-    url = os.environ["DATABASE_URL"]
-    if url.startswith("mysql://"):
-        name = url.rsplit("/", 1)[1]
-        subprocess.run(
-            ["mysql", "-h", "127.0.0.1", "-u", "root", "-e",
-             f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"],
-            check=True,
-        )  # fmt: skip
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
 
 
 def script_for(seconds: float) -> list[dict]:
