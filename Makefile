@@ -27,12 +27,14 @@ run: install
 ## test: the whole suite against MariaDB/MySQL and Redis (DATABASE_URL, CELERY_BROKER_URL override)
 test: install-dev
 	$(VENV)/bin/ruff check .
+	DEBUG=true EXTRA_APPS=runs.tests.sleeper $(VENV)/bin/mypy .
 	DEBUG=true EXTRA_APPS=runs.tests.sleeper $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DEBUG=true EXTRA_APPS=runs.tests.sleeper $(VENV)/bin/mypy .
 
 format: install-dev
 	$(VENV)/bin/ruff format .

@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from runs.tests.helpers import start_worker
+from ops.testing import start_worker
 
 
 @pytest.fixture(scope="session")

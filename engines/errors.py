@@ -9,3 +9,7 @@ class EngineError(Exception):
 
 class TransientEngineError(EngineError):
     """Temporary failure: a timeout, a 5xx or a dropped connection. Retry with backoff."""
+
+
+class EngineConfigError(EngineError):
+    """The engines were configured in a way they cannot work with."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from functools import cache
 from pathlib import Path
@@ -11,8 +10,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from engines.errors import EngineError
+from engines.interfaces import Size
 
-Size = tuple[int, int]
 Color = tuple[int, int, int]
 
 LATIN_FONTS = (
@@ -43,12 +42,47 @@ SKIN_TONES: list[Color] = [
 ]
 
 
-def draw_portrait(name: str, description: str, out_path: Path, *, size: Size = (512, 512)) -> Path:
+class LocalImageEngine:
+    """The image engine drawing with Pillow, offline; `font_path` overrides the built-in fonts."""
+
+    def __init__(self, font_path: str = "") -> None:
+        self.font_path = font_path
+
+    def draw_portrait(
+        self, name: str, description: str, out_path: Path, *, size: Size = (512, 512)
+    ) -> Path:
+        return draw_portrait(name, description, out_path, size=size, font_path=self.font_path)
+
+    def draw_scene(
+        self,
+        text: str,
+        description: str,
+        *,
+        portrait: Path | None,
+        subtitle: str,
+        out_path: Path,
+        size: Size = (1280, 720),
+    ) -> Path:
+        return draw_scene(
+            text,
+            description,
+            portrait=portrait,
+            subtitle=subtitle,
+            out_path=out_path,
+            size=size,
+            font_path=self.font_path,
+        )
+
+
+def draw_portrait(
+    name: str, description: str, out_path: Path, *, size: Size = (512, 512), font_path: str = ""
+) -> Path:
     """Draw a simple, deterministic character portrait (PNG) from a name and description."""
     rng = _rng(name, description)
     image = gradient(size, _random_color(rng), _random_color(rng))
     _draw_figure(ImageDraw.Draw(image), size, rng, _described_color(description, rng))
-    _draw_caption(image, name, top=False)
+    band = draw_subtitle_band(name, image.width, font_path=font_path)
+    image.paste(band, (0, image.height - band.height), band)
     return _save(image, out_path)
 
 
@@ -60,6 +94,7 @@ def draw_scene(
     subtitle: str,
     out_path: Path,
     size: Size = (1280, 720),
+    font_path: str = "",
 ) -> Path:
     """Draw a scene frame: a landscape from the description, the portrait and an optional subtitle.
 
@@ -68,28 +103,33 @@ def draw_scene(
     rng = _rng(text, description)
     background = gradient(size, _random_color(rng, light=True), _random_color(rng))
     _draw_landscape(ImageDraw.Draw(background), size, rng)
-    return _save(finish_scene(background, portrait=portrait, subtitle=subtitle), out_path)
+    scene = finish_scene(background, portrait=portrait, subtitle=subtitle, font_path=font_path)
+    return _save(scene, out_path)
 
 
-def finish_scene(background: Image.Image, *, portrait: Path | None, subtitle: str) -> Image.Image:
+def finish_scene(
+    background: Image.Image, *, portrait: Path | None, subtitle: str, font_path: str = ""
+) -> Image.Image:
     """Paste the portrait into a round frame and draw the subtitle; shared with remote images."""
     image = background.convert("RGB")
     if portrait is not None:
         _paste_portrait(image, portrait)
     if subtitle.strip():
-        band = draw_subtitle_band(subtitle, image.width)
+        band = draw_subtitle_band(subtitle, image.width, font_path=font_path)
         image.paste(band, (0, image.height - band.height), band)
     return image
 
 
-def draw_subtitle_band(text: str, width: int, *, fixed_lines: int | None = None) -> Image.Image:
+def draw_subtitle_band(
+    text: str, width: int, *, fixed_lines: int | None = None, font_path: str = ""
+) -> Image.Image:
     """A transparent full-width RGBA band with up to three wrapped, bottom-aligned subtitle lines.
 
     With fixed_lines the band always has room for that many lines, so every band of a video has
     one size; the dark backing covers only the lines in use.
     """
     font_size = max(16, width // 40)
-    font = load_font(font_size, text)
+    font = load_font(font_size, text, font_path=font_path)
     lines = wrap(text, font, int(width * 0.9), max_lines=fixed_lines or 3) if text.strip() else []
     line_height = int(font_size * 1.35)
     rows = fixed_lines or max(len(lines), 1)
@@ -119,9 +159,11 @@ def gradient(size: Size, top: Color, bottom: Color) -> Image.Image:
     return Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), mask)
 
 
-def load_font(size: int, text: str = "") -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """A TrueType font able to draw `text` (CJK if needed); ENGINE_FONT_PATH overrides."""
-    for path in _font_candidates(has_cjk(text)):
+def load_font(
+    size: int, text: str = "", *, font_path: str = ""
+) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A TrueType font able to draw `text` (CJK if needed); `font_path` comes first."""
+    for path in _font_candidates(has_cjk(text), font_path):
         if Path(path).is_file():
             return _truetype(path, size)
     return ImageFont.load_default(size)
@@ -149,9 +191,8 @@ def wrap(
     return lines
 
 
-def _font_candidates(cjk: bool) -> list[str]:
-    override = os.environ.get("ENGINE_FONT_PATH")
-    return [p for p in (override, *(CJK_FONTS if cjk else ()), *LATIN_FONTS) if p]
+def _font_candidates(cjk: bool, font_path: str) -> list[str]:
+    return [p for p in (font_path, *(CJK_FONTS if cjk else ()), *LATIN_FONTS) if p]
 
 
 @cache
@@ -206,11 +247,6 @@ def _draw_landscape(draw: ImageDraw.ImageDraw, size: Size, rng: random.Random) -
         points = [(0, h)] + [(x, base - rng.randint(0, h // 6)) for x in range(0, w + 80, w // 6)]
         shade = 150 - 40 * layer
         draw.polygon([*points, (w, h)], fill=(shade // 2, shade, shade // 2 + rng.randint(0, 40)))
-
-
-def _draw_caption(image: Image.Image, text: str, *, top: bool) -> None:
-    band = draw_subtitle_band(text, image.width)
-    image.paste(band, (0, 0 if top else image.height - band.height), band)
 
 
 def _paste_portrait(image: Image.Image, portrait: Path) -> None:

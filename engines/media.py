@@ -61,17 +61,23 @@ def probe(path: str | Path) -> MediaInfo:
     """Duration and streams of a media file, read with PyAV (the static ffmpeg has no ffprobe)."""
     try:
         with av.open(str(path)) as container:
-            streams = [_stream_info(s) for s in container.streams if s.type in ("audio", "video")]
+            streams = [
+                _stream_info(s)
+                for s in container.streams
+                if isinstance(s, av.VideoStream | av.AudioStream)
+            ]
             return MediaInfo(_duration_seconds(container), streams)
     except (av.FFmpegError, OSError) as exc:
         raise EngineError(f"cannot read media file {path}: {exc}") from exc
 
 
-def _stream_info(stream: av.stream.Stream) -> StreamInfo:
+def _stream_info(stream: av.VideoStream | av.AudioStream) -> StreamInfo:
     ctx = stream.codec_context
     codec = ctx.codec.canonical_name  # "mp3", not the decoder's name "mp3float"
-    if stream.type == "video":
-        return StreamInfo("video", codec, ctx.width, ctx.height, pix_fmt=ctx.format.name)
+    if isinstance(ctx, av.VideoCodecContext):
+        return StreamInfo(
+            "video", codec, ctx.width, ctx.height, pix_fmt=ctx.format.name if ctx.format else None
+        )
     return StreamInfo("audio", codec, sample_rate=ctx.sample_rate)
 
 
@@ -79,5 +85,7 @@ def _duration_seconds(container: av.container.InputContainer) -> float:
     if container.duration is not None:
         return container.duration / av.time_base
     # Some muxers only record per-stream durations.
-    spans = [float(s.duration * s.time_base) for s in container.streams if s.duration]
+    spans = [
+        float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base
+    ]
     return max(spans, default=0.0)

@@ -9,16 +9,17 @@ import json
 import re
 import wave
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image, ImageOps
 
-from engines.errors import EngineError, TransientEngineError
+from engines.config import RemoteConfig
+from engines.errors import EngineError
 from engines.images import finish_scene
-from engines.text import Line, Scene, Section, Speaker
+from engines.interfaces import Character, Line, Scene, Section, Size, Speaker
+from engines.transport import request
 
 OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
 IMAGE_SIZE = "1024x1024"  # the one size every OpenAI-compatible image model accepts
@@ -33,41 +34,17 @@ REPLY_FORMATS = {
 }
 
 
-@dataclass(frozen=True)
-class RemoteConfig:
-    base_url: str
-    api_key: str
-    chat_model: str
-    tts_model: str
-    image_model: str
-    timeout_seconds: float
-
-
 def post(config: RemoteConfig, path: str, payload: dict[str, Any]) -> httpx.Response:
-    """POST JSON to the provider; map timeouts, 5xx and dropped connections to transient errors."""
-    url = config.base_url.rstrip("/") + path
+    """POST JSON to the provider; its failures are sorted by `engines.transport`."""
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-    try:
-        # A client per call: Celery forks workers, and a pooled connection must not cross a fork.
-        with httpx.Client(timeout=config.timeout_seconds) as client:
-            response = client.post(url, json=payload, headers=headers)
-    except httpx.TimeoutException as exc:
-        raise TransientEngineError(f"{url} timed out after {config.timeout_seconds} s") from exc
-    except httpx.TransportError as exc:
-        raise TransientEngineError(f"cannot reach {url}: {exc}") from exc
-    if response.status_code >= 500 or response.status_code == 429:  # 429: rate limited, retry
-        raise TransientEngineError(f"{url} answered {response.status_code}: {_reason(response)}")
-    if response.status_code >= 400:
-        raise EngineError(
-            f"{url} refused the request ({response.status_code}): {_reason(response)}"
-        )
-    return response
+    url = config.base_url.rstrip("/") + path
+    return request("POST", url, json=payload, headers=headers, timeout=config.timeout_seconds)
 
 
-def chat_json(config: RemoteConfig, task: str, request: dict[str, Any]) -> dict[str, Any]:
+def chat_json(config: RemoteConfig, task: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Ask the chat model for a JSON object for one task and return it parsed."""
     user = json.dumps(
-        {"task": task, "reply_format": REPLY_FORMATS[task], **request}, ensure_ascii=False
+        {"task": task, "reply_format": REPLY_FORMATS[task], **fields}, ensure_ascii=False
     )
     payload = {
         "model": config.chat_model,
@@ -126,7 +103,7 @@ class RemoteTextEngine:
         ]
 
     def write_video_script(
-        self, prompt: str, characters: list[dict], *, seed: str, scenes: int | None = None
+        self, prompt: str, characters: list[Character], *, seed: str, scenes: int | None = None
     ) -> list[Scene]:
         data = chat_json(
             self.config,
@@ -168,11 +145,12 @@ class RemoteSpeechEngine:
 class RemoteImageEngine:
     """draw_portrait / draw_scene through POST /images/generations (b64_json)."""
 
-    def __init__(self, config: RemoteConfig) -> None:
+    def __init__(self, config: RemoteConfig, *, font_path: str = "") -> None:
         self.config = config
+        self.font_path = font_path  # for the subtitle drawn over the provider's picture
 
     def draw_portrait(
-        self, name: str, description: str, out_path: Path, *, size: tuple[int, int] = (512, 512)
+        self, name: str, description: str, out_path: Path, *, size: Size = (512, 512)
     ) -> Path:
         prompt = f"Portrait of {name}: {description}. Friendly illustration, plain background."
         return _save(ImageOps.fit(self._generate(prompt), size), out_path)
@@ -185,11 +163,14 @@ class RemoteImageEngine:
         portrait: Path | None,
         subtitle: str,
         out_path: Path,
-        size: tuple[int, int] = (1280, 720),
+        size: Size = (1280, 720),
     ) -> Path:
         prompt = f"{description}. Illustration for the line: {text}. No text or letters."
         background = ImageOps.fit(self._generate(prompt), size)
-        return _save(finish_scene(background, portrait=portrait, subtitle=subtitle), out_path)
+        scene = finish_scene(
+            background, portrait=portrait, subtitle=subtitle, font_path=self.font_path
+        )
+        return _save(scene, out_path)
 
     def _generate(self, prompt: str) -> Image.Image:
         payload = {
@@ -214,14 +195,6 @@ def remote_voice(voice: str, pitch: int) -> str:
         return voice.lower()
     # Two hosts with the same eSpeak voice but different pitches still get different voices.
     return OPENAI_VOICES[zlib.crc32(f"{voice}:{pitch}".encode()) % len(OPENAI_VOICES)]
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error", {})
-        return str(error.get("message") if isinstance(error, dict) else error)
-    except (ValueError, AttributeError):
-        return response.text[:200] or response.reason_phrase
 
 
 def _json_body(response: httpx.Response) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import threading
 import wave
 from functools import cache
 from pathlib import Path
+from typing import TypedDict
 
 import espeakng_loader
 
@@ -42,9 +43,15 @@ class _Voice(ctypes.Structure):
     ]
 
 
+class _Loaded(TypedDict, total=False):
+    pid: int  # the process that initialised the library: a forked child starts again
+    lib: ctypes.CDLL
+    sample_rate: int
+
+
 # eSpeak keeps one global voice and callback per process, so every synthesis holds this lock.
 _lock = threading.Lock()
-_state: dict[str, object] = {}
+_state: _Loaded = {}
 
 
 def synthesize(text: str, *, voice: str, pitch: int, rate: int, out_path: Path) -> float:
@@ -146,7 +153,7 @@ def _library() -> ctypes.CDLL:
             sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, path, 0)
             if sample_rate <= 0:
                 raise EngineError("eSpeak NG failed to initialise; is its data path readable?")
-            _state.update(pid=os.getpid(), lib=lib, sample_rate=sample_rate)
+            _state.update({"pid": os.getpid(), "lib": lib, "sample_rate": sample_rate})
     return _state["lib"]
 
 

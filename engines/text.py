@@ -6,9 +6,9 @@ import itertools
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 
 from engines.errors import EngineError
+from engines.interfaces import Character, Line, Scene, Section, Speaker
 
 # A word list reads best as plain text, hence the noqa.
 STOPWORDS = frozenset(
@@ -31,34 +31,6 @@ MOODS = (
     "golden hour",
     "gentle overcast light",
 )
-
-
-@dataclass
-class Section:
-    title: str
-    points: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Speaker:
-    name: str
-    role: str
-    voice: str
-    pitch: int = 50  # eSpeak pitch, 0-99
-    rate: int = 170  # words per minute
-
-
-@dataclass
-class Line:
-    speaker: str
-    text: str
-
-
-@dataclass
-class Scene:
-    character: str
-    text: str
-    description: str
 
 
 def is_chinese(language: str, text: str = "") -> bool:
@@ -137,13 +109,15 @@ def write_transcript(
 
 
 def write_video_script(
-    prompt: str, characters: list[dict], *, seed: str, scenes: int | None = None
+    prompt: str, characters: list[Character], *, seed: str, scenes: int | None = None
 ) -> list[Scene]:
     """One scene per prompt sentence, cycling through the characters; a seed fixes the script."""
     sentences = split_sentences(prompt, chinese=is_chinese("", prompt)) or [prompt.strip()]
     if not sentences[0]:
         raise EngineError("the prompt is empty")
-    cast = characters or [{"name": "Narrator", "description": "a calm storyteller"}]
+    cast: list[Character] = characters or [
+        {"name": "Narrator", "description": "a calm storyteller"}
+    ]
     rng = random.Random(seed)
     count = scenes or len(sentences)
     first = rng.randrange(len(cast))
@@ -260,7 +234,7 @@ def _phrases(chinese: bool) -> dict[str, str]:
     }
 
 
-def _scene(sentence: str, character: dict, rng: random.Random) -> Scene:
+def _scene(sentence: str, character: Character, rng: random.Random) -> Scene:
     name = str(character.get("name") or "Narrator")
     look = str(character.get("description") or "").strip()
     who = f"{name}, {look}" if look else name

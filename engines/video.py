@@ -50,8 +50,12 @@ def compose(
     height: int,
     fps: int,
     subtitles: list[str] | None = None,
+    font_path: str = "",
 ) -> None:
-    """Render scenes (image, seconds) over the audio as an H.264/AAC MP4 as long as the audio."""
+    """Render scenes (image, seconds) over the audio as an H.264/AAC MP4 as long as the audio.
+
+    `font_path` is a TrueType font for the subtitles (the built-in ones when empty).
+    """
     _check(scenes, width, height, fps, subtitles)
     audio_seconds = probe(audio).duration_seconds
     if audio_seconds <= 0:
@@ -62,7 +66,7 @@ def compose(
         stills = _scaled_stills([image for image, _ in scenes], width, height, folder)
         inputs = ["-f", "concat", "-safe", "0", "-i", str(_frame_list(stills, frames, fps, folder))]
         if subtitles is not None:
-            bands = _subtitle_bands(subtitles, width, folder)
+            bands = _subtitle_bands(subtitles, width, folder, font_path)
             inputs += [
                 "-f",
                 "concat",
@@ -133,12 +137,12 @@ def _scaled_stills(images: list[Path], width: int, height: int, folder: Path) ->
     return [converted[done[image]] for image in images]
 
 
-def _subtitle_bands(subtitles: list[str], width: int, folder: Path) -> list[Path]:
+def _subtitle_bands(subtitles: list[str], width: int, folder: Path, font_path: str) -> list[Path]:
     paths = []
     for index, text in enumerate(subtitles):
         paths.append(folder / f"subtitle-{index}.png")
         # One fixed band height, so the overlay never has to reconfigure mid-stream.
-        draw_subtitle_band(text, width, fixed_lines=3).save(paths[-1])
+        draw_subtitle_band(text, width, fixed_lines=3, font_path=font_path).save(paths[-1])
     return paths
 
 

@@ -8,7 +8,7 @@ from django.utils.html import format_html, format_html_join
 
 from runs.admin import LIFECYCLE_FIELDS, RunAdmin
 
-from .models import EpisodeProfile, PodcastResult, PodcastRun, Source, Speaker, SpeakerProfile
+from .models import EpisodeProfile, PodcastRun, Source, Speaker, SpeakerProfile
 
 INPUT_FIELDS = ("episode_profile", "speaker_profile", "episode_name", "sources", "briefing_suffix")
 RESULT_FIELDS = ("audio_player", "duration", "processing_time", "outline_view", "transcript_view")
@@ -16,7 +16,7 @@ RESULT_FIELDS = ("audio_player", "duration", "processing_time", "outline_view", 
 
 @admin.register(PodcastRun)
 class PodcastRunAdmin(RunAdmin):
-    list_display = (*RunAdmin.list_display[:2], "episode_name", *RunAdmin.list_display[2:])
+    list_display = RunAdmin.columns_with("episode_name")
     search_fields = (*RunAdmin.search_fields, "episode_name")
     readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, *RESULT_FIELDS)
     fieldsets = (
@@ -25,19 +25,9 @@ class PodcastRunAdmin(RunAdmin):
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
     )
 
-    def has_add_permission(self, request) -> bool:
-        return False  # runs are submitted through the API, which validates and dispatches them
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("result")
-
-    @staticmethod
-    def _result(run) -> PodcastResult | None:
-        return getattr(run, "result", None)
-
     @admin.display(description="audio")
     def audio_player(self, run):
-        if self._result(run) is None:
+        if self.result_of(run) is None:
             return "-"
         # The API's audio view checks the admin's session like any request, so no public path.
         src = reverse("podcast-audio", args=[run.pk])
@@ -49,17 +39,17 @@ class PodcastRunAdmin(RunAdmin):
 
     @admin.display(description="duration")
     def duration(self, run):
-        result = self._result(run)
+        result = self.result_of(run)
         return f"{result.duration_seconds:.1f} s" if result else "-"
 
     @admin.display(description="processing time")
     def processing_time(self, run):
-        result = self._result(run)
+        result = self.result_of(run)
         return f"{result.processing_time_seconds:.1f} s" if result else "-"
 
     @admin.display(description="outline")
     def outline_view(self, run):
-        result = self._result(run)
+        result = self.result_of(run)
         if result is None:
             return "-"
         return format_html_join(
@@ -70,7 +60,7 @@ class PodcastRunAdmin(RunAdmin):
 
     @admin.display(description="transcript")
     def transcript_view(self, run):
-        result = self._result(run)
+        result = self.result_of(run)
         if result is None:
             return "-"
         rows = format_html_join(

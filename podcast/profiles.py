@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps as installed_apps
 
-EPISODE_PROFILES = {
+EPISODE_PROFILES: dict[str, dict[str, Any]] = {
     "default": {
         "name": "Default: a host walks a guest through the sources",
         "outline_style": "key_points",
@@ -25,7 +27,7 @@ EPISODE_PROFILES = {
     },
 }
 
-SPEAKER_PROFILES = {
+SPEAKER_PROFILES: dict[str, dict[str, Any]] = {
     "default": {
         "name": "Default: host and expert",
         "speakers": [

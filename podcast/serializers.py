@@ -52,7 +52,7 @@ class SourceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Source
-        fields = ("id", "title", "content", "file", "word_count", "created_at")
+        fields: tuple[str, ...] = ("id", "title", "content", "file", "word_count", "created_at")
         read_only_fields = ("id", "word_count", "created_at")
 
     def validate_file(self, upload) -> str:
@@ -183,6 +183,16 @@ class SpeakerProfileSerializer(serializers.ModelSerializer):
 # Podcast runs
 
 
+class OwnSourceField(serializers.PrimaryKeyRelatedField):
+    """A source id of the caller's own; another user's id reads as "does not exist"."""
+
+    def get_queryset(self):
+        user = getattr(self.context.get("request"), "user", None)
+        if user is None or not user.is_authenticated:
+            return Source.objects.none()
+        return Source.objects.filter(owner=user)
+
+
 class PodcastCreateSerializer(RunCreateSerializer):
     episode_profile = serializers.SlugRelatedField(
         slug_field="slug", queryset=EpisodeProfile.objects.all()
@@ -191,9 +201,7 @@ class PodcastCreateSerializer(RunCreateSerializer):
         slug_field="slug", queryset=SpeakerProfile.objects.all()
     )
     episode_name = StrictCharField(max_length=200)
-    source_ids = serializers.PrimaryKeyRelatedField(
-        many=True, source="sources", queryset=Source.objects.none(), allow_empty=False
-    )
+    source_ids = OwnSourceField(many=True, source="sources", allow_empty=False)
     briefing_suffix = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
 
     class Meta:
@@ -206,18 +214,6 @@ class PodcastCreateSerializer(RunCreateSerializer):
             "briefing_suffix",
             "priority",
         )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        # Only the caller's own sources resolve; another user's id reads as "does not exist".
-        user = getattr(request, "user", None)
-        owned = (
-            Source.objects.filter(owner=user)
-            if user is not None and user.is_authenticated
-            else Source.objects.none()
-        )
-        self.fields["source_ids"].child_relation.queryset = owned
 
     def validate_source_ids(self, sources: list[Source]) -> list[Source]:
         if len(sources) > SOURCES_PER_RUN_MAX:
@@ -241,9 +237,15 @@ class PodcastResultSerializer(serializers.ModelSerializer):
 
 
 class PodcastSerializer(RunSerializer):
-    episode_profile = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    speaker_profile = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    source_ids = serializers.PrimaryKeyRelatedField(many=True, read_only=True, source="sources")
+    episode_profile: serializers.SlugRelatedField[EpisodeProfile] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    speaker_profile: serializers.SlugRelatedField[SpeakerProfile] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    source_ids = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), source="sources"
+    )
     result = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):

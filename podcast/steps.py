@@ -1,8 +1,14 @@
 """The podcast pipeline: sources -> outline -> transcript -> speech per line -> MP3 -> result.
 
-Each step reports progress through `ctx.step`, keeps its intermediate files in the run's temporary
-folder and can run again from the start: the result row and the MP3 (named by run id) are replaced.
-Audio never sits in memory whole: lines are WAV files on disk and ffmpeg streams them.
+Each step reports progress through `ctx.step` and can run again from the start. The engine calls
+that may cost (the outline, the transcript, each line's speech) sit behind checkpoints recorded
+on the run (`ctx.once`), so a retried attempt resumes where the last one stopped instead of
+paying again: "outline" and "transcript" hold the JSON, "speech <n>" the storage name of line
+n's WAV, kept under MEDIA_ROOT/podcasts/<run id>/ (the attempt's temporary folder does not
+outlive it) and removed once the episode is saved. The MP3 (named by run id) is replaced, and
+the result row commits with the run's `succeeded` in one transaction (`ctx.complete`), so a
+superseded attempt leaves none. Audio never sits in memory whole: lines are WAV files on disk
+and ffmpeg streams them.
 """
 
 from __future__ import annotations
@@ -12,19 +18,22 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 
-from engines import audio, get_speech_engine, get_text_engine, media
+from engines import EngineConfig, audio, get_speech_engine, get_text_engine, media
 from engines.errors import EngineError
-from engines.text import Line, Section, Speaker
+from engines.interfaces import Line, Section, Speaker, SpeechEngine
+from runs.lifecycle import RunContext
 
 from . import markdown, styles, voices
-from .models import PodcastResult, PodcastRun
+from .models import EpisodeProfile, PodcastResult, PodcastRun
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +45,7 @@ ARTIST = "Media runs podcast"
 SPEECH_PROGRESS = (25, 80)  # speech is most of the time, so most of the bar
 
 
-def generate(run: PodcastRun, ctx) -> None:
+def generate(run: PodcastRun, ctx: RunContext) -> None:
     """Every step of one episode, in order."""
     started = time.monotonic()
     ctx.step(2, "reading sources")
@@ -44,16 +53,26 @@ def generate(run: PodcastRun, ctx) -> None:
     profile = run.episode_profile
     speakers = speakers_of(run)
     ctx.step(10, "writing outline")
-    outline = styles.shape_outline(write_outline(texts, profile), profile.outline_style)
+
+    def outline_of_sources() -> list[dict]:
+        outline = styles.shape_outline(write_outline(texts, profile), profile.outline_style)
+        return [asdict(section) for section in outline]
+
+    outline = [Section(**section) for section in ctx.once("outline", outline_of_sources)]
     ctx.step(18, "writing transcript")
-    lines = styles.shape_dialogue(
-        write_transcript(run, outline, speakers),
-        outline,
-        speakers,
-        style=profile.outline_style,
-        language=profile.language,
-    )
-    wavs = speak_lines(ctx, lines, speakers)
+
+    def dialogue() -> list[dict]:
+        lines = styles.shape_dialogue(
+            write_transcript(run, outline, speakers),
+            outline,
+            speakers,
+            style=profile.outline_style,
+            language=profile.language,
+        )
+        return [asdict(line) for line in lines]
+
+    lines = [Line(**line) for line in ctx.once("transcript", dialogue)]
+    wavs = speak_lines(run, ctx, lines, speakers)
     ctx.step(SPEECH_PROGRESS[1], "mixing")
     mixed = ctx.tmp_dir / "episode.wav"
     spans = audio.join_lines(wavs, gap_seconds=GAP_SECONDS, out_path=mixed)
@@ -61,7 +80,11 @@ def generate(run: PodcastRun, ctx) -> None:
     ctx.step(88, "encoding MP3")
     name = encode_episode(run, mixed, ctx.tmp_dir)
     ctx.step(97, "saving result")
-    save_result(run, name, outline, transcript, time.monotonic() - started)
+    duration = media.probe(Path(settings.MEDIA_ROOT) / name).duration_seconds
+    elapsed = time.monotonic() - started
+    ctx.complete(lambda: save_result(run, name, duration, outline, transcript, elapsed))
+    logger.info("run %s: %.1f s of audio in %.1f s", run.pk, duration, elapsed)
+    remove_line_files(run)  # the episode holds them now; no later attempt needs them
 
 
 def read_sources(run: PodcastRun) -> list[str]:
@@ -88,9 +111,9 @@ def speakers_of(run: PodcastRun) -> list[Speaker]:
     return speakers
 
 
-def write_outline(texts: list[str], profile) -> list[Section]:
+def write_outline(texts: list[str], profile: EpisodeProfile) -> list[Section]:
     with errors_named("writing the outline"):
-        outline = get_text_engine().write_outline(
+        outline = get_text_engine(EngineConfig.from_settings(settings)).write_outline(
             texts, sections=profile.segments, language=profile.language
         )
     for section in outline:
@@ -114,7 +137,7 @@ def write_transcript(
 ) -> list[Line]:
     profile = run.episode_profile
     with errors_named("writing the transcript"):
-        lines = get_text_engine().write_transcript(
+        lines = get_text_engine(EngineConfig.from_settings(settings)).write_transcript(
             outline,
             speakers,
             intro=with_episode(profile.intro, run.episode_name),
@@ -136,31 +159,54 @@ def with_episode(template: str, episode_name: str) -> str:
     return template.replace("{episode}", episode_name)
 
 
-def speak_lines(ctx, lines: list[Line], speakers: list[Speaker]) -> list[Path]:
-    """One WAV per line in its speaker's voice; a WAV already on disk is kept (safe to repeat)."""
+def speak_lines(
+    run: PodcastRun, ctx: RunContext, lines: list[Line], speakers: list[Speaker]
+) -> list[Path]:
+    """One WAV per line in its speaker's voice, each behind checkpoint "speech <n>".
+
+    The WAVs live under MEDIA_ROOT/podcasts/<run id>/, so a later attempt of the run finds the
+    lines an earlier one paid for and speaks only the rest.
+    """
     by_name = {speaker.name: speaker for speaker in speakers}
-    engine = get_speech_engine()
-    folder = ctx.tmp_dir / "lines"
-    folder.mkdir(exist_ok=True)
+    engine = get_speech_engine(EngineConfig.from_settings(settings))
     low, high = SPEECH_PROGRESS
     wavs = []
     for index, line in enumerate(lines):
         ctx.step(low + (high - low) * index // len(lines), f"speech {index + 1}/{len(lines)}")
-        wav = folder / f"{index:05d}.wav"
-        if not wav.exists():
-            partial = wav.with_suffix(".part.wav")
-            voice = by_name[line.speaker]
-            with errors_named(f"speaking line {index + 1} ({voice.name})"):
-                engine.synthesize(
-                    line.text,
-                    voice=voice.voice,
-                    pitch=voice.pitch,
-                    rate=voice.rate,
-                    out_path=partial,
-                )
-            partial.replace(wav)  # only a complete WAV gets the final name
+        speak = partial(
+            speak_line, engine, line_name(run, index), index + 1, line, by_name[line.speaker]
+        )
+        wav = Path(settings.MEDIA_ROOT) / ctx.once(f"speech {index + 1}", speak)
+        if not wav.is_file():
+            raise EngineError(f"The speech of line {index + 1} from an earlier attempt is gone.")
         wavs.append(wav)
     return wavs
+
+
+def speak_line(engine: SpeechEngine, name: str, number: int, line: Line, voice: Speaker) -> str:
+    """Speak line `number` into the WAV stored as `name`; only a complete WAV gets the name."""
+    wav = Path(settings.MEDIA_ROOT) / name
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    partial_wav = wav.with_name(f".{wav.stem}-{uuid.uuid4().hex[:8]}{wav.suffix}")
+    try:
+        with errors_named(f"speaking line {number} ({voice.name})"):
+            engine.synthesize(
+                line.text, voice=voice.voice, pitch=voice.pitch, rate=voice.rate,
+                out_path=partial_wav,
+            )  # fmt: skip
+        partial_wav.replace(wav)
+    finally:
+        partial_wav.unlink(missing_ok=True)
+    return name
+
+
+def line_name(run: PodcastRun, index: int) -> str:
+    """Storage name (under MEDIA_ROOT) of line `index`'s WAV, kept between attempts."""
+    return f"podcasts/{run.pk}/line-{index:05d}.wav"
+
+
+def remove_line_files(run: PodcastRun) -> None:
+    shutil.rmtree(Path(settings.MEDIA_ROOT) / "podcasts" / str(run.pk), ignore_errors=True)
 
 
 @contextmanager
@@ -190,7 +236,9 @@ def encode_episode(run: PodcastRun, mixed: Path, tmp_dir: Path) -> str:
     return name
 
 
-def timed_transcript(lines: list[Line], spans, speakers: list[Speaker]) -> list[dict]:
+def timed_transcript(
+    lines: list[Line], spans: list[tuple[float, float]], speakers: list[Speaker]
+) -> list[dict]:
     voices = {speaker.name: speaker.voice for speaker in speakers}
     return [
         {"speaker": line.speaker, "voice": voices[line.speaker], "text": line.text,
@@ -199,18 +247,23 @@ def timed_transcript(lines: list[Line], spans, speakers: list[Speaker]) -> list[
     ]  # fmt: skip
 
 
-def save_result(run, name: str, outline, transcript, processing_seconds: float) -> PodcastResult:
-    """Write the one result row of the run, replacing what an earlier attempt left."""
-    duration = media.probe(Path(settings.MEDIA_ROOT) / name).duration_seconds
+def save_result(
+    run: PodcastRun,
+    name: str,
+    duration_seconds: float,
+    outline: list[Section],
+    transcript: list[dict],
+    processing_time_seconds: float,
+) -> PodcastResult:
+    """Write the one result row of the run (inside `ctx.complete`'s transaction)."""
     result, _ = PodcastResult.objects.update_or_create(
         run=run,
         defaults={
             "audio": name,
-            "duration_seconds": round(duration, 3),
+            "duration_seconds": round(duration_seconds, 3),
             "outline": [asdict(section) for section in outline],
             "transcript": transcript,
-            "processing_time_seconds": round(processing_seconds, 3),
+            "processing_time_seconds": round(processing_time_seconds, 3),
         },
     )
-    logger.info("run %s: %.1f s of audio in %.1f s", run.pk, duration, processing_seconds)
     return result

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engines.text import Line, Section, Speaker, is_chinese
+from engines.interfaces import Line, Section, Speaker
+from engines.text import is_chinese
 
 from .models import OutlineStyle
 

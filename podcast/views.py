@@ -47,7 +47,7 @@ class SourceViewSet(
         user = self.request.user
         if getattr(self, "swagger_fake_view", False):  # the schema is built with no user
             return self.queryset.none()
-        return self.queryset if user.is_staff else self.queryset.filter(owner=user)
+        return self.queryset if user.is_staff else self.queryset.filter(owner_id=user.pk)
 
     def get_serializer_class(self):
         return SourceListSerializer if self.action == "list" else SourceSerializer

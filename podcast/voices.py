@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import os
+from django.conf import settings
 
-from engines import speech
+import engines
+from engines import EngineConfig
+from engines.interfaces import Speaker
 from engines.remote import OPENAI_VOICES, remote_voice
-from engines.text import Speaker
 
 
-def remote_only() -> bool:
-    """True when speech goes to the provider with no local fallback (which needs eSpeak names)."""
-    return os.environ.get("SPEECH_ENGINE") == "openai" and (
-        os.environ.get("ENGINE_FALLBACK") != "true"
-    )
+def engine_config() -> EngineConfig:
+    """The engines web/settings.py chose; read per call, so a test's override applies."""
+    return EngineConfig.from_settings(settings)
 
 
 def check(voice: str) -> None:
-    """Raise EngineError for a voice no configured engine can speak.
-
-    eSpeak voices always work (the remote engine maps them to one of its own); a provider's voice
-    name only while the remote speech engine is chosen without the local fallback.
-    """
-    if remote_only() and voice.lower() in OPENAI_VOICES:
-        return
-    speech.check_voice(voice)
+    """Raise EngineError for a voice no configured engine can speak (`engines.check_voice`)."""
+    engines.check_voice(engine_config(), voice)
 
 
 def engine_voices(speakers: list[Speaker]) -> dict[str, str]:
@@ -34,7 +27,7 @@ def engine_voices(speakers: list[Speaker]) -> dict[str, str]:
     names onto them by a hash, so two speakers can land on one voice: the later one moves on to
     the next free voice, and an episode keeps its voices apart.
     """
-    if not remote_only():
+    if not engine_config().remote_speech_only:
         return {speaker.name: speaker.voice for speaker in speakers}
     chosen: dict[str, str] = {}
     for speaker in speakers:

@@ -47,7 +47,7 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = (*RUN_FIELDS, "url")
+        fields: tuple[str, ...] = (*RUN_FIELDS, "url")
         read_only_fields = fields
 
     def get_url(self, run) -> str:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F, Value
@@ -22,21 +20,8 @@ from kombu.exceptions import OperationalError
 
 from engines.errors import TransientEngineError
 
-from .lifecycle import (
-    RunCancelled,
-    RunContext,
-    RunLost,
-    Steps,
-    backoff_seconds,
-    claim_for,
-    finish,
-    heartbeat,
-    heartbeats,
-    readable,
-    retry_later,
-    time_out,
-    transition,
-)
+from . import lifecycle
+from .lifecycle import R, RunContext, Steps, transition
 from .models import Run, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -64,7 +49,7 @@ class BetweenParts:
 
     def __init__(self, ctx: RunContext):
         self.run = ctx.run
-        self.rows = ctx._mine().filter(stage=ctx.run.stage)
+        self.rows = ctx.rows().filter(stage=ctx.run.stage)
         self.until = time.monotonic() + settings.RUN_PART_GAP_SECONDS
 
     def beat(self) -> bool:
@@ -73,33 +58,31 @@ class BetweenParts:
         return self.rows.update(heartbeat_at=timezone.now()) == 1
 
 
-def start_canvas(task, model: type[Run], run_id: str, build: Callable[[Run], object]) -> None:
+def start_canvas(task, model: type[R], run_id: str, build: Callable[[R], object]) -> None:
     """Claim the run for this delivery and send the canvas `build(run)` returns; its parts end it.
 
     The run stays `running` once the canvas is sent; the last part marks it succeeded.
     """
-    run = claim_for(task, model, run_id)
-    if run is None:
-        return
-    ctx = RunContext(run)
-    try:
-        build(run).apply_async()
-        logger.info("run %s canvas sent (attempt %s)", run.pk, run.attempt)
-    except (OperationalError, OSError) as exc:
-        retry_later(task, ctx, TransientEngineError(f"the broker refused the canvas: {exc}"))
-    except Exception as exc:
-        logger.exception("run %s: its canvas could not be built", run.pk)
-        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
-    finally:
-        close_old_connections()
+    with lifecycle.keeping_the_message(task):
+        run = lifecycle.claim_for(task, model, run_id)
+        if run is None:
+            return
+        ctx = RunContext(run)
+        with lifecycle.ending(ctx, on_transient=lambda exc: lifecycle.retry_later(task, ctx, exc)):
+            canvas = build(run)
+            try:
+                canvas.apply_async()  # type: ignore[attr-defined]
+            except (OperationalError, OSError) as exc:
+                raise TransientEngineError(f"the broker refused the canvas: {exc}") from exc
+            logger.info("run %s canvas sent (attempt %s)", run.pk, run.attempt)
 
 
 def execute_part(
     task,
-    model: type[Run],
+    model: type[R],
     run_id: str,
     attempt: int,
-    part: Steps,
+    part: Steps[R],
     *,
     last: bool = False,
     max_retries: int = 3,
@@ -110,45 +93,40 @@ def execute_part(
        failure or cancel, or a part of an attempt that was taken over);
     2. stop the run as cancelled if its cancel flag is set (the parts not yet started);
     3. run the part with a heartbeat; the `last` part ends the run succeeded;
-    4. a failure fails the run (a conditional UPDATE, so once however many parts fail);
+    4. a failure fails the run (once however many parts fail, through `lifecycle.ending`);
        a transient error retries this part, not the whole canvas.
     """
-    close_old_connections()
-    run = model.objects.filter(pk=run_id, attempt=attempt, status=RunStatus.RUNNING).first()
-    if run is None:
-        logger.info("%s: run %s is not running on attempt %s; skipped", task.name, run_id, attempt)
-        return
-    ctx = PartContext(run)
-    try:
-        if run.cancel_requested:
-            raise RunCancelled()
-        with heartbeat(ctx):
-            part(run, ctx)
-        if last and run.status == RunStatus.RUNNING:  # a hand-off to a provider leaves it waiting
-            finish(ctx, RunStatus.SUCCEEDED, progress=100, stage="done", message="")
-        elif run.status == RunStatus.RUNNING:
-            heartbeats.track(BetweenParts(ctx))
-    except RunCancelled:
-        finish(ctx, RunStatus.CANCELLED, message="Cancelled.")
-    except RunLost:
-        logger.warning("run %s was taken over; %s of attempt %s stops", run.pk, task.name, attempt)
-    except SoftTimeLimitExceeded:
-        time_out(ctx)
-    except TransientEngineError as exc:
+    with lifecycle.keeping_the_message(task):
+        close_old_connections()
+        run = model.objects.filter(pk=run_id, attempt=attempt, status=RunStatus.RUNNING).first()
+        if run is None:
+            logger.info("%s: run %s not running on attempt %s; skipped", task.name, run_id, attempt)
+            return
+        carry_out_part(task, PartContext(run), part, last=last, max_retries=max_retries)
+
+
+def carry_out_part(task, ctx: PartContext, part: Steps, *, last: bool, max_retries: int) -> None:
+    run = ctx.run
+
+    def retry_part(exc: Exception) -> None:
         retries = task.request.retries or 0
         if retries >= max_retries:
-            finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
-        else:
-            delay = backoff_seconds(retries + 1)
-            logger.warning("run %s: %s retries in %.1fs: %s", run.pk, task.name, delay, exc)
-            # Raised, not returned: a chord counts a part only when it really ends.
-            raise task.retry(countdown=delay, max_retries=max_retries, exc=exc) from None
-    except Exception as exc:
-        logger.exception("run %s failed in %s", run.pk, task.name)
-        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
-    finally:
-        ctx.remove_tmp()
-        close_old_connections()
+            lifecycle.fail(ctx, exc)
+            return
+        delay = lifecycle.backoff_seconds(retries + 1)
+        logger.warning("run %s: %s retries in %.1fs: %s", run.pk, task.name, delay, exc)
+        # Raised, not returned: a chord counts a part only when it really ends.
+        raise task.retry(countdown=delay, max_retries=max_retries, exc=exc) from None
+
+    with lifecycle.ending(ctx, on_transient=retry_part):
+        if run.cancel_requested:
+            raise lifecycle.RunCancelled()
+        with lifecycle.heartbeat(ctx):
+            part(run, ctx)
+        if last and run.status == RunStatus.RUNNING:  # a hand-off to a provider leaves it waiting
+            lifecycle.succeed(ctx)
+        elif run.status == RunStatus.RUNNING:
+            lifecycle.heartbeats.track(BetweenParts(ctx))
 
 
 # Waiting on a remote provider (the scan polls `Run.poll_remote`)

@@ -7,12 +7,13 @@ import re
 from collections.abc import Iterator
 
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 GONE = "The file is gone (it may have been cleaned up)."
 
 
-def serve_file(field_file, request=None) -> HttpResponse:
+def serve_file(field_file, request=None) -> HttpResponseBase:
     """The whole file, or the one byte range the request asks for (206) so players can seek."""
     if not field_file:
         raise Http404("This run has no such file yet.")
@@ -26,7 +27,7 @@ def serve_file(field_file, request=None) -> HttpResponse:
     return response
 
 
-def serve_range(field_file, header: str) -> HttpResponse:
+def serve_range(field_file, header: str) -> HttpResponseBase:
     try:
         size = field_file.size
     except FileNotFoundError:
@@ -39,13 +40,13 @@ def serve_range(field_file, header: str) -> HttpResponse:
     first, last = span
     content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
     # Streamed in chunks: players ask for `bytes=0-`, which is the whole file.
-    response = StreamingHttpResponse(
+    partial = StreamingHttpResponse(
         read_span(field_file, first, last), status=206, content_type=content_type
     )
-    response["Content-Length"] = str(last - first + 1)
-    response["Content-Range"] = f"bytes {first}-{last}/{size}"
-    response["Accept-Ranges"] = "bytes"
-    return response
+    partial["Content-Length"] = str(last - first + 1)
+    partial["Content-Range"] = f"bytes {first}-{last}/{size}"
+    partial["Accept-Ranges"] = "bytes"
+    return partial
 
 
 def read_span(field_file, first: int, last: int, chunk: int = 256 * 1024) -> Iterator[bytes]:

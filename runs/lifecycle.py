@@ -7,36 +7,51 @@ duplicate or superseded worker changes nothing. The Run row is the outbox: a run
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
 import tempfile
-import threading
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, TypeVar, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
 from engines.errors import TransientEngineError
 
 from . import outbox
-from .models import ACTIVE, TERMINAL, Run, RunStatus
+from .heartbeats import heartbeats
+from .models import (
+    ACTIVE,
+    CLAIMABLE,
+    IN_PROGRESS,
+    RETRYABLE,
+    TERMINAL,
+    Run,
+    RunQuerySet,
+    RunStatus,
+)
 
 logger = logging.getLogger(__name__)
 
-CLAIMABLE = frozenset({RunStatus.PENDING, RunStatus.QUEUED})
-IN_PROGRESS = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
-RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
+
+# A database that went away or a dropped connection: worth another try, never a failed run.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class RunCancelled(Exception):
@@ -148,12 +163,13 @@ def is_stale(run: Run) -> bool:
     return run.heartbeat_at is None or run.heartbeat_at < limit
 
 
-def claim(model: type[Run], run_id: str) -> Run | None:
+def claim(model: type[R], run_id: str) -> R | None:
     """Take the run for this delivery, or return None when there is nothing to do.
 
     Raises Backoff when another worker's heartbeat is fresh: it may still be working.
     """
-    run = model.objects.filter(pk=run_id).order_by().first()
+    # The stubs type an abstract model's manager by the base class; the rows are `model`'s.
+    run = cast("R | None", model._default_manager.filter(pk=run_id).order_by().first())
     if run is None:
         logger.warning("%s %s does not exist; message dropped", model.__name__, run_id)
         return None
@@ -200,7 +216,23 @@ def claim(model: type[Run], run_id: str) -> Run | None:
 # The task wrapper
 
 
-def claim_for(task, model: type[Run], run_id: str) -> Run | None:
+@contextmanager
+def keeping_the_message(task) -> Iterator[None]:
+    """A database that is away while a delivery claims or ends its run must not cost the message
+    (Celery acknowledges a task that fails): the delivery is sent round again after a backoff,
+    and finds the run where the fault left it. A run left `running` goes stale and is taken over.
+    """
+    try:
+        yield
+    except DATABASE_ERRORS as exc:
+        with suppress(*DATABASE_ERRORS):
+            connection.close()  # the next delivery opens a fresh one
+        delay = min(30.0, backoff_seconds((task.request.retries or 0) + 1))
+        logger.warning("database error, delivery sent again in %.1fs: %s", delay, exc)
+        raise task.retry(countdown=delay, max_retries=None, exc=exc) from None
+
+
+def claim_for(task, model: type[R], run_id: str) -> R | None:
     """`claim` for one delivery of `task`: a busy run sends the task round again later."""
     close_old_connections()  # a connection the server dropped is replaced, not failed on
     try:
@@ -223,7 +255,8 @@ class RunContext:
             self._tmp = Path(tempfile.mkdtemp(prefix=f"run-{self.run.pk}-"))
         return self._tmp
 
-    def _mine(self):
+    def rows(self) -> RunQuerySet:
+        """This run's row, while it is running on this attempt (what every write is fenced by)."""
         return type(self.run).objects.filter(
             pk=self.run.pk, status=RunStatus.RUNNING, attempt=self.attempt
         )
@@ -232,7 +265,7 @@ class RunContext:
         """Record progress between steps; stop here if the run was cancelled or taken over."""
         progress = max(0, min(100, int(progress)))
         moved = (
-            self._mine()
+            self.rows()
             .filter(cancel_requested=False)
             .update(
                 progress=self.progress_update(progress),
@@ -244,7 +277,7 @@ class RunContext:
         if moved:
             self.run.progress, self.run.stage = self.progress_after(progress), stage
             return
-        if self._mine().filter(cancel_requested=True).exists():
+        if self.rows().filter(cancel_requested=True).exists():
             raise RunCancelled()
         raise RunLost()
 
@@ -255,63 +288,42 @@ class RunContext:
         return progress
 
     def beat(self) -> bool:
-        return self._mine().update(heartbeat_at=timezone.now()) == 1
+        return self.rows().update(heartbeat_at=timezone.now()) == 1
+
+    def complete(self, save: Callable[[], object]) -> None:
+        """Save the run's result and end it succeeded in one transaction, fenced by the attempt.
+
+        A killed or superseded attempt commits neither, so no result outlives its attempt and a
+        run never has two. Raises RunLost when the run is no longer this attempt's.
+        """
+        with transaction.atomic():
+            if not self.rows().select_for_update().exists():
+                raise RunLost()
+            save()
+            succeed(self)
+
+    def once(self, name: str, produce: Callable[[], Any]) -> Any:
+        """`produce()` once per run, for work that costs (a paid provider call).
+
+        Its result, as JSON, is recorded on the run under `name` (fenced by the attempt), so a
+        later attempt gets it back instead of paying again. Every attempt sees the JSON form.
+        """
+        if name in self.run.checkpoints:
+            return self.run.checkpoints[name]
+        value = json.loads(json.dumps(produce()))
+        with transaction.atomic():
+            recorded = self.rows().select_for_update().values_list("checkpoints", flat=True)
+            if not recorded:
+                raise RunLost()
+            checkpoints = {**recorded[0], name: value}
+            self.rows().update(checkpoints=checkpoints)
+        self.run.checkpoints = checkpoints
+        return value
 
     def remove_tmp(self) -> None:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-
-class Beating(Protocol):
-    run: Run
-
-    def beat(self) -> bool: ...
-
-
-class Heartbeats:
-    """One thread per worker process keeps fresh the heartbeat of every run that process executes.
-
-    A long step (an ffmpeg call) reports no progress for minutes; without this the timeout check
-    would take its run for dead. One long-lived thread, not one per run, keeps short runs cheap.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._contexts: set[Beating] = set()
-        self._thread: threading.Thread | None = None
-
-    def track(self, ctx: Beating) -> None:
-        with self._lock:
-            self._contexts.add(ctx)
-            if self._thread is None or not self._thread.is_alive():  # also after a fork
-                self._thread = threading.Thread(
-                    target=self._loop, name="run-heartbeats", daemon=True
-                )
-                self._thread.start()
-
-    def untrack(self, ctx: Beating) -> None:
-        with self._lock:
-            self._contexts.discard(ctx)
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(settings.RUN_HEARTBEAT_SECONDS)
-            with self._lock:
-                contexts = list(self._contexts)
-            if not contexts:
-                connection.close()  # this thread's own connection; idle workers hold none
-                continue
-            close_old_connections()
-            for ctx in contexts:
-                try:
-                    if not ctx.beat():  # the run ended or moved on: nothing left to keep alive
-                        self.untrack(ctx)
-                except Exception:
-                    logger.exception("heartbeat for run %s failed", ctx.run.pk)
-
-
-heartbeats = Heartbeats()
 
 
 @contextmanager
@@ -330,7 +342,15 @@ def finish(ctx: RunContext, status: RunStatus, **fields) -> bool:
     return moved
 
 
-def time_out(ctx: RunContext) -> bool:
+def succeed(ctx: RunContext) -> bool:
+    return finish(ctx, RunStatus.SUCCEEDED, progress=100, stage="done", message="")
+
+
+def fail(ctx: RunContext, exc: BaseException) -> bool:
+    return finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
+
+
+def end_timed_out(ctx: RunContext) -> bool:
     """End the run `timed_out` after the soft time limit struck."""
     # The limit is a signal: it may have struck in the middle of a query, leaving the connection
     # out of step with the server. A fresh one writes the end reliably.
@@ -343,46 +363,62 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(1, min(300, 2**attempt))
 
 
-Steps = Callable[[Run, RunContext], object]
+@contextmanager
+def ending(ctx: RunContext, *, on_transient: Callable[[Exception], None]) -> Iterator[None]:
+    """The one way a piece of a run's work ends, for whole runs and canvas parts alike.
+
+    Whatever the block raises becomes exactly one outcome: cancelled, timed_out or failed (a
+    conditional UPDATE, so once however many parts fail), nothing when the attempt was taken
+    over, or `on_transient` for an error worth retrying (a provider's timeout or 5xx, a database
+    that went away). The temporary folder goes either way. A database error while ending
+    escapes to `keeping_the_message`.
+    """
+    try:
+        yield
+    except RunCancelled:
+        finish(ctx, RunStatus.CANCELLED, message="Cancelled.")
+    except RunLost:
+        logger.warning("run %s was taken over; attempt %s stops", ctx.run.pk, ctx.attempt)
+    except SoftTimeLimitExceeded:
+        end_timed_out(ctx)
+    except (TransientEngineError, *DATABASE_ERRORS) as exc:
+        on_transient(exc)
+    except Exception as exc:
+        logger.exception("run %s failed", ctx.run.pk)
+        fail(ctx, exc)
+    finally:
+        ctx.remove_tmp()
+        close_old_connections()
 
 
-def execute(task, model: type[Run], run_id: str, steps: Steps) -> None:
+R = TypeVar("R", bound=Run)
+Steps = Callable[[R, RunContext], object]
+
+
+def execute(task, model: type[R], run_id: str, steps: Steps[R]) -> None:
     """Run `steps` for one delivery of a run's task and end the run in exactly one terminal state.
 
     1. claim the run (or return, or back off when another worker is alive on it);
     2. run the steps with a heartbeat; they report progress through `ctx.step`;
     3. end succeeded, cancelled, timed_out or failed; transient errors retry within the attempts.
     """
-    run = claim_for(task, model, run_id)
-    if run is None:
-        return
-    ctx = RunContext(run)
-    try:
-        with heartbeat(ctx):
-            steps(run, ctx)
-        if run.status == RunStatus.RUNNING:  # steps that hand off to a provider leave it waiting
-            finish(ctx, RunStatus.SUCCEEDED, progress=100, stage="done", message="")
-    except RunCancelled:
-        finish(ctx, RunStatus.CANCELLED, message="Cancelled.")
-    except RunLost:
-        logger.warning("run %s was taken over; attempt %s stops", run.pk, ctx.attempt)
-    except SoftTimeLimitExceeded:
-        time_out(ctx)
-    except TransientEngineError as exc:
-        retry_later(task, ctx, exc)
-    except Exception as exc:
-        logger.exception("run %s failed", run.pk)
-        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
-    finally:
-        ctx.remove_tmp()
-        close_old_connections()
+    with keeping_the_message(task):
+        run = claim_for(task, model, run_id)
+        if run is None:
+            return
+        ctx = RunContext(run)
+        with ending(ctx, on_transient=lambda exc: retry_later(task, ctx, exc)):
+            with heartbeat(ctx):
+                steps(run, ctx)
+            if run.status == RunStatus.RUNNING:  # steps that end it with ctx.complete, or hand
+                succeed(ctx)  # it to a provider (waiting), leave nothing to do here
 
 
 def retry_later(task, ctx: RunContext, exc: Exception) -> None:
     """A transient error: queue the run again after a backoff, or fail it when out of attempts."""
     run = ctx.run
     if run.attempt >= run.max_attempts:
-        finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
+        fail(ctx, exc)
         return
     delay = backoff_seconds(run.attempt)
     requeued = transition(

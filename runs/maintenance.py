@@ -14,6 +14,7 @@ import os
 import re
 import uuid
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from celery import current_app
@@ -23,8 +24,8 @@ from django.db import models, transaction
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
-from . import lifecycle, outbox
-from .models import TERMINAL, Run, RunStatus, run_models
+from . import broker, outbox
+from .models import Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
 
@@ -45,44 +46,47 @@ def revoke(task_ids: list[str], *, terminate: bool) -> None:
 def check_timeouts(
     *, stale_after_seconds: float | None = None, timeout_minutes: float = 30
 ) -> dict:
-    """1. end runs past their timeout `timed_out`; 2. dispatch runs with a stale heartbeat again,
-    or end them `timed_out` when their attempts are spent. Revokes go out after the commit."""
-    now = timezone.now()
+    """1. end runs past their timeout `timed_out`; 2. rescue runs whose worker died (the scan
+    does this too, more often). Revokes go out after the commit."""
+    timeout_cutoff = timezone.now() - timedelta(minutes=timeout_minutes)
+    timed_out = 0
+    for model in run_models():
+        with transaction.atomic():
+            overdue = outbox.lock_batch(model.objects.overdue(timeout_cutoff))
+            timed_out += end_timed_out(
+                model, overdue, f"Stopped: running for over {timeout_minutes:g} min."
+            )
+    rescued = rescue_stale(stale_after_seconds)
+    return {"timed_out": timed_out + rescued["timed_out"], "redispatched": rescued["redispatched"]}
+
+
+def rescue_stale(stale_after_seconds: float | None = None) -> dict:
+    """Send again, ahead of any backlog, every run whose heartbeat stopped (its worker died); end
+    it `timed_out` when its attempts are spent. A run is stale RUN_STALE_AFTER_SECONDS after its
+    last heartbeat, and the scan runs every 15 s, so a dead worker's run moves within a minute."""
     stale_after = stale_after_seconds or settings.RUN_STALE_AFTER_SECONDS
-    timeout_cutoff = now - timedelta(minutes=timeout_minutes)
-    stale_cutoff = now - timedelta(seconds=stale_after)
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
     timed_out = redispatched = 0
     for model in run_models():
         with transaction.atomic():
-            overdue = outbox.lock_batch(overdue_runs(model, timeout_cutoff))
-            timed_out += time_out(
-                model, overdue, f"Stopped: running for over {timeout_minutes:g} min."
-            )
-            stale = outbox.lock_batch(stale_runs(model, stale_cutoff))
+            stale = outbox.lock_batch(model.objects.stale(cutoff))
             spent = [run for run in stale if run.attempt >= run.max_attempts]
-            timed_out += time_out(model, spent, "Stopped: the worker was lost on every attempt.")
+            timed_out += end_timed_out(
+                model, spent, "Stopped: the worker was lost on every attempt."
+            )
             again = [run for run in stale if run.attempt < run.max_attempts]
-            revoke_after_commit(again, terminate=False)  # a redelivery would only back off
+            revoke_after_commit(again, terminate=False)  # its old message would only back off
             outbox.requeue_after_commit(
-                model, again, message="The worker stopped answering; dispatched again."
+                model,
+                again,
+                message="The worker stopped answering; dispatched again.",
+                urgent=True,
             )
             redispatched += len(again)
     return {"timed_out": timed_out, "redispatched": redispatched}
 
 
-def overdue_runs(model: type[Run], cutoff) -> models.QuerySet:
-    # created_at <= started_at, so the created_at bound is implied; it lets the (status, created_at)
-    # index narrow the scan to old in-progress runs.
-    return model.objects.filter(
-        status__in=lifecycle.IN_PROGRESS, created_at__lt=cutoff, started_at__lt=cutoff
-    )
-
-
-def stale_runs(model: type[Run], cutoff) -> models.QuerySet:
-    return model.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
-
-
-def time_out(model: type[Run], runs: list[Run], message: str) -> int:
+def end_timed_out(model: type[Run], runs: list[Run], message: str) -> int:
     """End locked runs `timed_out` and kill their tasks once that is committed."""
     if not runs:
         return 0
@@ -104,23 +108,73 @@ def revoke_after_commit(runs: list[Run], *, terminate: bool) -> None:
 # Scan
 
 
-def scan(*, pending_grace_seconds: float = 10, requeue_after_seconds: float = 3600) -> dict:
-    """1. dispatch runs left pending (the outbox relay); 2. poll the provider jobs of waiting
-    runs; 3. dispatch again queued runs that never started (the broker lost their message)."""
-    now = timezone.now()
-    queued_cutoff = now - timedelta(seconds=requeue_after_seconds)
-    polled = requeued = 0
+def scan(
+    *,
+    pending_grace_seconds: float = 10,
+    requeue_after_seconds: float = 3600,
+    lost_after_seconds: float = 20,
+) -> dict:
+    """1. dispatch runs left pending (the outbox relay); 2. rescue runs whose worker died;
+    3. dispatch again queued runs whose message the broker no longer holds (checked against
+    the broker after `lost_after_seconds`; after `requeue_after_seconds` when it cannot tell);
+    4. poll the provider jobs of waiting runs."""
     dispatched = outbox.relay_pending(older_than_seconds=pending_grace_seconds)
-    for model in run_models():
+    rescued = rescue_stale()
+    requeued = resend_lost(lost_after_seconds, requeue_after_seconds)
+    polled = sum(poll_waiting(model) for model in run_models())
+    return {
+        "dispatched": dispatched,
+        "redispatched": rescued["redispatched"],
+        "timed_out": rescued["timed_out"],
+        "requeued": requeued,
+        "polled": polled,
+    }
+
+
+def resend_lost(lost_after_seconds: float, requeue_after_seconds: float) -> int:
+    """Send again the queued runs whose message is gone, ahead of any backlog.
+
+    Read the candidates first, then the broker: a message a worker takes meanwhile is held (or
+    its run is no longer queued), so a healthy run is not sent twice. When the broker cannot be
+    read, only runs queued for `requeue_after_seconds` count as lost.
+    """
+    now = timezone.now()
+    candidates = {
+        model: list(
+            model.objects.queued_before(now - timedelta(seconds=lost_after_seconds))
+            .order_by()
+            .values_list("pk", "task_id")[:BATCH]
+        )
+        for model in run_models()
+    }
+    if not any(candidates.values()):
+        return 0
+    held = broker.held_task_ids(queue_names(), recent_seconds=lost_after_seconds)
+    requeued = 0
+    for model, rows in candidates.items():
+        if held is None:
+            cutoff = now - timedelta(seconds=requeue_after_seconds)
+            gone = dict(model.objects.queued_before(cutoff).values_list("pk", "task_id")[:BATCH])
+        else:
+            gone = {pk: task_id for pk, task_id in rows if task_id not in held}
+        if not gone:
+            continue
         with transaction.atomic():
-            lost = outbox.lock_batch(lost_queued_runs(model, queued_cutoff))
-            revoke_after_commit(lost, terminate=False)
+            # Re-checked under the lock: a run that started or was sent again meanwhile (a new
+            # task id) is left alone.
+            locked = outbox.lock_batch(model.objects.queued_before(now).filter(pk__in=gone))
+            lost = [run for run in locked if run.task_id == gone[run.pk]]
             outbox.requeue_after_commit(
-                model, lost, message="Queued too long without starting; sent again."
+                model, lost, message="Its message was lost; sent again.", urgent=True
             )
         requeued += len(lost)
-        polled += poll_waiting(model)
-    return {"dispatched": dispatched, "polled": polled, "requeued": requeued}
+        if lost:
+            logger.warning("%s %s run(s) had lost their message; sent again", len(lost), model)
+    return requeued
+
+
+def queue_names() -> list[str]:
+    return [queue.name for queue in current_app.conf.task_queues or ()]
 
 
 def poll_waiting(model: type[Run]) -> int:
@@ -139,13 +193,6 @@ def poll_waiting(model: type[Run]) -> int:
         except Exception:
             logger.exception("polling the provider job of run %s failed", pk)
     return polled
-
-
-def lost_queued_runs(model: type[Run], cutoff) -> models.QuerySet:
-    # created_at <= queued_at: the created_at bound lets the (status, created_at) index do the work.
-    return model.objects.filter(
-        status=RunStatus.QUEUED, created_at__lt=cutoff, queued_at__lt=cutoff
-    )
 
 
 # Clean up
@@ -169,7 +216,7 @@ def cleanup(
 
 def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
     """Delete expired finished runs batch by batch, each claimed with SKIP LOCKED."""
-    expired = model.objects.filter(status__in=TERMINAL, finished_at__lt=cutoff).order_by()
+    expired = model.objects.expired(cutoff).order_by()
     deleted = 0
     for _ in range(max_batches):
         with transaction.atomic():
@@ -180,7 +227,7 @@ def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
                 break
             names = artifact_names(model, pks)
             model.objects.filter(pk__in=pks).delete()  # cascades to results
-            transaction.on_commit(lambda names=names: remove_files(names))
+            transaction.on_commit(partial(remove_files, names))
         deleted += len(pks)
     if deleted:
         logger.info("deleted %s %s past retention", deleted, model.__name__)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import ClassVar
 
 from django.apps import apps
 from django.conf import settings
 from django.db import models
+
+from . import waiting
 
 
 class RunStatus(models.TextChoices):
@@ -25,6 +28,9 @@ ACTIVE = frozenset({RunStatus.PENDING, RunStatus.QUEUED, RunStatus.RUNNING, RunS
 TERMINAL = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 )
+CLAIMABLE = frozenset({RunStatus.PENDING, RunStatus.QUEUED})
+IN_PROGRESS = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
 
 
 class Priority(models.TextChoices):
@@ -42,6 +48,27 @@ class RunQuerySet(models.QuerySet):
 
     def finished(self) -> RunQuerySet:
         return self.filter(status__in=TERMINAL)
+
+    # What maintenance looks for; each one is served by an index in Run.Meta.
+
+    def overdue(self, cutoff: datetime) -> RunQuerySet:
+        """In progress since before `cutoff` (status, created_at)."""
+        # created_at <= started_at, so the created_at bound is implied; it lets the index narrow
+        # the scan to old in-progress runs.
+        return self.filter(status__in=IN_PROGRESS, created_at__lt=cutoff, started_at__lt=cutoff)
+
+    def stale(self, cutoff: datetime) -> RunQuerySet:
+        """Running, with no heartbeat since `cutoff`: its worker died (status, heartbeat_at)."""
+        return self.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
+
+    def queued_before(self, cutoff: datetime) -> RunQuerySet:
+        """Queued since before `cutoff` and never started (status, created_at)."""
+        # created_at <= queued_at: the created_at bound lets the index do the work.
+        return self.filter(status=RunStatus.QUEUED, created_at__lt=cutoff, queued_at__lt=cutoff)
+
+    def expired(self, cutoff: datetime) -> RunQuerySet:
+        """Finished before `cutoff`: cleanup deletes them (status, finished_at)."""
+        return self.filter(status__in=TERMINAL, finished_at__lt=cutoff)
 
 
 class Run(models.Model):
@@ -71,6 +98,8 @@ class Run(models.Model):
     request_fingerprint = models.CharField(max_length=64, blank=True)  # sha256 of the create body
     cancel_requested = models.BooleanField(default=False)
     remote_job_id = models.CharField(max_length=255, blank=True)  # while waiting on a provider
+    # Results of costly work an earlier attempt finished (RunContext.once), by name.
+    checkpoints = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -109,14 +138,12 @@ class Run(models.Model):
     def poll_remote(self) -> None:
         """Check the provider job of a `waiting` run and move the run on; the scan calls this.
 
-        Kinds that hand work to a remote provider override it; the others never wait.
+        Kinds that hand work to a remote provider register a poller (`runs.waiting`) in their
+        AppConfig.ready(); the others never wait.
         """
+        waiting.poll(self)
 
 
 def run_models() -> list[type[Run]]:
     """Every concrete run kind; the apps register nothing."""
     return [model for model in apps.get_models() if issubclass(model, Run)]
-
-
-# The concrete tables of runs (beat lease, schedule audit), kept apart from the abstract Run.
-from .schedule_models import BeatLease, ScheduleChange  # noqa: E402, F401

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def message_priority(priority: str) -> int:
     """Celery message priority: Redis serves 0 first, AMQP serves the highest number first."""
-    levels = {Priority.HIGH: 9, Priority.NORMAL: 5, Priority.LOW: 0}
+    levels: dict[str, int] = {Priority.HIGH: 9, Priority.NORMAL: 5, Priority.LOW: 0}
     level = levels.get(priority, 5)
     return 9 - level if current_app.conf.broker_url.startswith("redis") else level
 
@@ -54,16 +54,21 @@ def mark_queued(model: type[Run], runs: list[Run], *, message: str | None = None
     return task_ids
 
 
-def send_marked(model: type[Run], runs: list[Run], task_ids: dict) -> int:
+def send_marked(model: type[Run], runs: list[Run], task_ids: dict, *, urgent: bool = False) -> int:
     """Send the marked runs' tasks; at the first refusal the rest go back to `pending` at once,
-    so a broker outage costs one connection timeout, not one per run. Returns how many went."""
+    so a broker outage costs one connection timeout, not one per run. Returns how many went.
+
+    `urgent` sends at the highest priority, ahead of any backlog: for runs rescued from a dead
+    worker or a lost message, which have waited their turn once already.
+    """
     for sent, run in enumerate(runs):
+        priority = Priority.HIGH if urgent else run.priority
         try:
             current_app.send_task(
                 run.task_name,
                 args=[str(run.pk)],
                 task_id=task_ids[run.pk],
-                priority=message_priority(run.priority),
+                priority=message_priority(priority),
             )
         except (OperationalError, OSError) as exc:
             unsent = [task_ids[r.pk] for r in runs[sent:]]
@@ -75,11 +80,13 @@ def send_marked(model: type[Run], runs: list[Run], task_ids: dict) -> int:
     return len(runs)
 
 
-def requeue_after_commit(model: type[Run], runs: list[Run], *, message: str | None = None) -> None:
+def requeue_after_commit(
+    model: type[Run], runs: list[Run], *, message: str | None = None, urgent: bool = False
+) -> None:
     """Mark locked runs queued now and send them once the surrounding transaction commits."""
     task_ids = mark_queued(model, runs, message=message)
     if task_ids:
-        transaction.on_commit(lambda: send_marked(model, runs, task_ids))
+        transaction.on_commit(lambda: send_marked(model, runs, task_ids, urgent=urgent))
 
 
 def relay_pending(*, older_than_seconds: float = 0) -> int:

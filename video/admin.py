@@ -15,7 +15,7 @@ INPUT_FIELDS = ("title", "prompt", "script", "characters", "resolution", "fps", 
 
 @admin.register(VideoRun)
 class VideoRunAdmin(RunAdmin):
-    list_display = (*RunAdmin.list_display[:2], "title", *RunAdmin.list_display[2:])
+    list_display = RunAdmin.columns_with("title")
     search_fields = (*RunAdmin.search_fields, "title")
     readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, "player", "portraits", "result_summary")
     fieldsets = (
@@ -25,15 +25,9 @@ class VideoRunAdmin(RunAdmin):
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
     )
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("result")
-
-    def has_add_permission(self, request) -> bool:
-        return False  # runs are submitted through the API, which validates and dispatches them
-
     @admin.display(description="video")
     def player(self, run):
-        result = getattr(run, "result", None)
+        result = self.result_of(run)
         if result is None or not result.video:
             return "No video yet."
         # The API's media view streams it; staff may see every run's files.
@@ -46,7 +40,7 @@ class VideoRunAdmin(RunAdmin):
 
     @admin.display(description="characters")
     def portraits(self, run):
-        result = getattr(run, "result", None)
+        result = self.result_of(run)
         images = list(result.images.all()) if result else []
         if not images:
             return "No images yet."
@@ -63,10 +57,10 @@ class VideoRunAdmin(RunAdmin):
 
     @admin.display(description="result")
     def result_summary(self, run):
-        result = getattr(run, "result", None)
+        result = self.result_of(run)
         if result is None or result.duration_seconds is None:
             return "-"
         return (
             f"{result.width}x{result.height}, {result.duration_seconds:.1f} s, "
-            f"{len(result.script)} scenes, made in {result.processing_seconds or 0:.1f} s"
+            f"{len(result.script)} scenes, made in {result.processing_time_seconds or 0:.1f} s"
         )

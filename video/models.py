@@ -43,13 +43,8 @@ class VideoRun(Run):
     def artifact_dir(self) -> Path:
         return Path(settings.MEDIA_ROOT) / artifact_name(self.pk, "")
 
-    def poll_remote(self) -> None:
-        from video import remote  # the provider client imports this module
 
-        remote.poll(self)
-
-
-def artifact_name(run_id, filename: str) -> str:
+def artifact_name(run_id: object, filename: str) -> str:
     """Storage name (relative to MEDIA_ROOT) of one artifact; every file is named by run id."""
     return f"videos/{run_id}/{filename}"
 
@@ -65,7 +60,7 @@ class VideoResult(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
-    processing_seconds = models.FloatField(null=True, blank=True)
+    processing_time_seconds = models.FloatField(null=True, blank=True)  # claim to MP4
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

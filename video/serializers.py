@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from engines import get_speech_engine
-from engines.errors import EngineError
-from engines.speech import check_voice
+from engines import EngineConfig, EngineError, check_voice
 from runs.api import RUN_FIELDS, RunCreateSerializer, RunSerializer
 
 from .models import (
@@ -17,6 +17,7 @@ from .models import (
     MAX_PROMPT_CHARS,
     MAX_SCENES,
     RESOLUTIONS,
+    VideoResult,
     VideoRun,
 )
 
@@ -25,7 +26,7 @@ MAX_DESCRIPTION_CHARS = 300
 MAX_SETTING_CHARS = 300
 
 
-class VideoRunCreateSerializer(RunCreateSerializer):
+class VideoCreateSerializer(RunCreateSerializer):
     prompt = serializers.CharField(
         required=False, allow_blank=True, max_length=MAX_PROMPT_CHARS, trim_whitespace=True
     )
@@ -100,11 +101,9 @@ def clean_character(number: int, character) -> dict:
 
 
 def check_character_voice(voice: str, where: str) -> None:
-    """eSpeak voices always work (a remote engine maps them); a provider's own names when chosen."""
-    if voice.lower() in get_speech_engine().list_voices():
-        return
+    """The same rule as a podcast speaker's voice (`engines.check_voice`)."""
     try:
-        check_voice(voice)
+        check_voice(EngineConfig.from_settings(settings), voice)
     except EngineError as exc:
         raise serializers.ValidationError(f"{where}: {exc}.") from None
 
@@ -132,7 +131,53 @@ def text_value(data: dict, key: str, where: str, limit: int, *, required: bool =
     return value
 
 
-class VideoRunSerializer(RunSerializer):
+class VideoImageSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    url = serializers.CharField()
+
+
+class VideoResultSerializer(serializers.ModelSerializer):
+    video_url = serializers.SerializerMethodField()
+    audio_url = serializers.SerializerMethodField()
+    images = serializers.SerializerMethodField()
+    processing_time = serializers.FloatField(source="processing_time_seconds", allow_null=True)
+
+    class Meta:
+        model = VideoResult
+        fields = (
+            "video_url",
+            "audio_url",
+            "images",
+            "script",
+            "duration_seconds",
+            "width",
+            "height",
+            "processing_time",
+        )
+        read_only_fields = fields
+
+    def get_video_url(self, result: VideoResult) -> str | None:
+        return self.link(result, "video-file") if result.video else None
+
+    def get_audio_url(self, result: VideoResult) -> str | None:
+        return self.link(result, "audio-file") if result.audio else None
+
+    @extend_schema_field(VideoImageSerializer(many=True))
+    def get_images(self, result: VideoResult) -> list[dict[str, str]]:
+        return [
+            {"name": image.name, "url": self.link(result, "image-file", position=image.position)}
+            for image in result.images.all()
+        ]
+
+    def link(self, result: VideoResult, name: str, **kwargs: object) -> str:
+        return reverse(
+            f"video-{name}",
+            kwargs={"pk": result.run_id, **kwargs},
+            request=self.context.get("request"),
+        )
+
+
+class VideoSerializer(RunSerializer):
     result = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
@@ -150,25 +195,9 @@ class VideoRunSerializer(RunSerializer):
         )
         read_only_fields = fields
 
-    def get_result(self, run) -> dict | None:
-        result = getattr(run, "result", None)
+    @extend_schema_field(VideoResultSerializer(allow_null=True))
+    def get_result(self, run: VideoRun) -> dict | None:
+        result = getattr(run, "result", None)  # absent until the script is written
         if result is None:
             return None
-        request = self.context.get("request")
-
-        def link(name: str, **kwargs) -> str:
-            return reverse(f"video-{name}", kwargs={"pk": run.pk, **kwargs}, request=request)
-
-        return {
-            "video_url": link("video-file") if result.video else None,
-            "audio_url": link("audio-file") if result.audio else None,
-            "images": [
-                {"name": image.name, "url": link("image-file", position=image.position)}
-                for image in result.images.all()
-            ],
-            "script": result.script,
-            "duration_seconds": result.duration_seconds,
-            "width": result.width,
-            "height": result.height,
-            "processing_time": result.processing_seconds,
-        }
+        return VideoResultSerializer(result, context=self.context).data

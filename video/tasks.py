@@ -7,19 +7,22 @@
 
 Every part carries (run id, attempt) and runs through `runs.canvas.execute_part`, which skips it
 unless the run is still running on that attempt. With a remote provider configured, compose
-hands the frames and narration to it instead, the run waits, and `video.fetch_remote` (sent by
-the scan's poll when the provider is done) downloads the MP4 and ends the run.
+hands the frames and narration to it instead and the run waits; the scan calls `poll_remote`
+(registered in VideoConfig.ready()), and when the provider is done `video.fetch_remote`
+downloads the MP4 and ends the run.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from celery import chain, group, shared_task
 from django.conf import settings
 
-from runs import canvas, lifecycle, outbox
+from runs import canvas, outbox
 from runs.models import Priority
 
-from . import remote, steps
+from . import steps
 from .models import VideoRun
 
 SOFT_LIMIT, HARD_LIMIT = settings.TASK_TIME_LIMITS["video"]
@@ -73,11 +76,18 @@ def compose_video(self, run_id: str, attempt: int) -> None:
 
 @shared_task(name="video.fetch_remote", bind=True, **LIMITS)
 def fetch_remote_video(self, run_id: str, attempt: int, url: str) -> None:
-    def fetch(run: VideoRun, ctx: lifecycle.RunContext) -> None:
-        ctx.step(90, "downloading video")
-        path = steps.artifact_folder(run) / "video.mp4"
-        with steps.replaced(path) as partial:
-            remote.download(url, partial)
-        steps.save_video(run, path)
+    collect = partial(steps.collect_video, url=url)
+    canvas.execute_part(self, VideoRun, run_id, attempt, collect, last=True)
 
-    canvas.execute_part(self, VideoRun, run_id, attempt, fetch, last=True)
+
+def poll_remote(run: VideoRun) -> None:
+    """The scan's poll of a waiting run: once the provider is done, send the part collecting it.
+
+    `runs.canvas.resume_remote` moves the run back to `running` first, so of two scans polling
+    the same run only one sends the part.
+    """
+    url = steps.poll_provider(run)
+    if url:
+        part = fetch_remote_video.si(str(run.pk), run.attempt, url)
+        priority = outbox.message_priority(Priority.HIGH)  # a started run finishes first
+        canvas.resume_remote(run, part.set(priority=priority))

@@ -1,8 +1,8 @@
 from rest_framework.routers import SimpleRouter
 
-from .views import VideoRunViewSet
+from .views import VideoViewSet
 
 router = SimpleRouter()
-router.register("videos", VideoRunViewSet, basename="video")
+router.register("videos", VideoViewSet, basename="video")
 
 urlpatterns = router.urls

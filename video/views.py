@@ -11,15 +11,15 @@ from runs.api import RunViewSet, created_response
 from runs.files import serve_file
 
 from .models import VideoRun
-from .serializers import VideoRunCreateSerializer, VideoRunSerializer
+from .serializers import VideoCreateSerializer, VideoSerializer
 
 media_response = extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
 
 
-class VideoRunViewSet(RunViewSet):
+class VideoViewSet(RunViewSet):
     model = VideoRun
-    serializer_class = VideoRunSerializer
-    create_serializer_class = VideoRunCreateSerializer
+    serializer_class = VideoSerializer
+    create_serializer_class = VideoCreateSerializer
 
     def get_queryset(self):
         return super().get_queryset().select_related("result").prefetch_related("result__images")

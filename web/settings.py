@@ -37,6 +37,28 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.str(name, default="").strip()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def env_seconds(name: str, default: float) -> float:
+    raw = env.str(name, default="").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:  # also refuses nan
+        raise ImproperlyConfigured(f"{name} must be more than 0 seconds, not {raw!r}")
+    return value
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -62,6 +84,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "runs",
+    "schedules",
+    "ops",
     "podcast",
     "video",
     # Apps that exist only for tests and benchmarks (runs.tests.sleeper), never in production.
@@ -139,6 +163,11 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # Media is never served from a public path: views stream each file to its owner.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
+# Operations (ops/): the bearer token a Prometheus scraper sends to /api/metrics (none: staff
+# only), and Flower's basic auth for `run_celery.py monitor` (user:password, required there;
+# Flower reads the variable from the environment itself, so the password stays out of `ps`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
 
 # Security (production: DEBUG off behind TLS)
 if not DEBUG:
@@ -192,6 +221,28 @@ RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
 RUN_PART_GAP_SECONDS = env_int("RUN_PART_GAP_SECONDS", 30 * 60, minimum=1)
 # Finished runs, their results and artifact files older than this are removed by runs.cleanup.
 RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
+
+# Generation engines (engines/ reads no environment: the steps pass these in as an EngineConfig).
+# Per capability, "local" (offline: sentence scoring, eSpeak NG, Pillow) or "openai" (an
+# OpenAI-compatible provider at AI_BASE_URL).
+TEXT_ENGINE = env_choice("TEXT_ENGINE", "local", ("local", "openai"))
+SPEECH_ENGINE = env_choice("SPEECH_ENGINE", "local", ("local", "openai"))
+IMAGE_ENGINE = env_choice("IMAGE_ENGINE", "local", ("local", "openai"))
+# A failed remote call is retried once with the local engine, with a warning in the log.
+ENGINE_FALLBACK = env_bool("ENGINE_FALLBACK", False)
+# A TrueType/OpenType font for captions and subtitles (e.g. a CJK font); empty: the built-in ones.
+ENGINE_FONT_PATH = env.str("ENGINE_FONT_PATH", default="")
+AI_BASE_URL = env.str("AI_BASE_URL", default="") or "https://api.openai.com/v1"
+AI_API_KEY = env.str("AI_API_KEY", default="")  # sent as a Bearer token when set
+AI_CHAT_MODEL = env.str("AI_CHAT_MODEL", default="") or "gpt-4o-mini"
+AI_TTS_MODEL = env.str("AI_TTS_MODEL", default="") or "tts-1"
+AI_IMAGE_MODEL = env.str("AI_IMAGE_MODEL", default="") or "dall-e-3"
+# Past this, a provider call counts as a transient failure (retried with backoff).
+AI_TIMEOUT_SECONDS = env_seconds("AI_TIMEOUT_SECONDS", 60.0)
+# A remote video renderer (docs/api.md, "Remote video provider") and its bearer token; empty:
+# the compose part renders locally with ffmpeg.
+VIDEO_PROVIDER_URL = env.str("VIDEO_PROVIDER_URL", default="").rstrip("/")
+VIDEO_PROVIDER_KEY = env.str("VIDEO_PROVIDER_KEY", default="")
 
 # Celery
 # Soft limit raises SoftTimeLimitExceeded inside the task (the run ends timed_out and cleans up);
@@ -265,7 +316,7 @@ CELERY_RESULT_EXPIRES = 7 * 24 * 3600  # seconds; the cleanup schedule prunes ol
 CELERY_WORKER_SEND_TASK_EVENTS = True  # for Flower
 CELERY_TASK_SEND_SENT_EVENT = True
 # The DatabaseScheduler behind a leader lease: with two beats running, only the leader fires.
-CELERY_BEAT_SCHEDULER = "runs.beat:LeaderScheduler"
+CELERY_BEAT_SCHEDULER = "schedules.beat:LeaderScheduler"
 # Seconds a beat's lease lasts unrenewed: a killed leader is replaced within this plus one tick.
 BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, minimum=3)
 # Beat re-reads its schedule this often at most (seconds): an admin edit takes effect this fast.

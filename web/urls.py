@@ -7,7 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="api-docs"), name="home"),
     path("admin/", admin.site.urls),
-    path("api/", include("runs.urls")),
+    path("api/", include("ops.urls")),  # auth token, health, task state, metrics
+    path("api/", include("schedules.urls")),
     path("api/", include("podcast.urls")),
     path("api/", include("video.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -28,19 +28,3 @@ def tone(tmp_path: Path):
         return write_tone(tmp_path / name, **kwargs)
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def engine_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every test starts from the defaults, whatever the developer's shell exports.
-    for name in (
-        "TEXT_ENGINE",
-        "SPEECH_ENGINE",
-        "IMAGE_ENGINE",
-        "ENGINE_FALLBACK",
-        "AI_BASE_URL",
-        "AI_API_KEY",
-        "AI_TIMEOUT_SECONDS",
-        "ENGINE_FONT_PATH",
-    ):
-        monkeypatch.delenv(name, raising=False)

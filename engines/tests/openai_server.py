@@ -1,8 +1,9 @@
 """A local stand-in for an OpenAI-compatible provider: chat completions, speech and images.
 
     with OpenAIServer() as server:
-        os.environ["AI_BASE_URL"] = server.base_url
+        config = RemoteConfig(base_url=server.base_url, ...)
         server.fail_next(500)            # or 400, or "timeout" (sleeps past the client's timeout)
+        server.fail_next(503, path="/audio/speech", after=2)   # the third speech request only
         ...
         assert server.requests[-1].path == "/v1/chat/completions"
 
@@ -32,6 +33,20 @@ SECONDS_PER_WORD = 0.25
 
 
 @dataclass
+class Fault:
+    """`times` requests (to a path ending in `path`, if given) answer `failure`, after `after`
+    such requests went through."""
+
+    failure: int | str
+    times: int = 1
+    path: str | None = None
+    after: int = 0
+
+    def matches(self, path: str) -> bool:
+        return self.path is None or path.endswith(self.path)
+
+
+@dataclass
 class RecordedRequest:
     path: str
     headers: dict[str, str]
@@ -43,7 +58,7 @@ class OpenAIServer:
 
     def __init__(self, *, timeout_delay_seconds: float = 3.0) -> None:
         self.requests: list[RecordedRequest] = []
-        self.failures: list[int | str] = []
+        self.failures: list[Fault] = []
         self.chat_content: str | None = None
         self.timeout_delay_seconds = timeout_delay_seconds
         self._lock = threading.Lock()
@@ -53,13 +68,18 @@ class OpenAIServer:
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def fail_next(self, failure: int | str, times: int = 1) -> None:
-        """Make the next `times` requests answer this status code, or "timeout"."""
+    def fail_next(
+        self, failure: int | str, times: int = 1, *, path: str | None = None, after: int = 0
+    ) -> None:
+        """Make the next `times` requests answer this status code, or "timeout".
+
+        With `path`, only requests to a path ending in it count (others pass); with `after`, that
+        many of them go through first.
+        """
         with self._lock:
-            self.failures.extend([failure] * times)
+            self.failures.append(Fault(failure, times, path, after))
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
@@ -72,9 +92,18 @@ class OpenAIServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _next_failure(self) -> int | str | None:
+    def _next_failure(self, path: str) -> int | str | None:
         with self._lock:
-            return self.failures.pop(0) if self.failures else None
+            fault = next((f for f in self.failures if f.matches(path)), None)
+            if fault is None:
+                return None
+            if fault.after > 0:
+                fault.after -= 1
+                return None
+            fault.times -= 1
+            if fault.times <= 0:
+                self.failures.remove(fault)
+            return fault.failure
 
 
 def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
@@ -89,7 +118,7 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             server.requests.append(RecordedRequest(self.path, dict(self.headers), body))
-            failure = server._next_failure()
+            failure = server._next_failure(self.path)
             if failure == "timeout":
                 time.sleep(server.timeout_delay_seconds)
                 return self._send_json(500, {"error": {"message": "too late"}})

@@ -2,9 +2,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from engines.images import draw_portrait, draw_scene, draw_subtitle_band
+from engines.images import (
+    LocalImageEngine,
+    draw_portrait,
+    draw_scene,
+    draw_subtitle_band,
+    load_font,
+)
 
 
 def test_portraits_are_sized_and_stable_per_character(tmp_path: Path) -> None:
@@ -38,3 +45,13 @@ def test_subtitle_bands_keep_one_height_and_wrap_long_text() -> None:
     chinese = draw_subtitle_band("这是一个很长的中文字幕" * 10, 640, fixed_lines=3)
     assert short.size == long.size == chinese.size
     assert draw_subtitle_band("", 640, fixed_lines=3).getbbox() is None  # fully transparent
+
+
+def test_the_configured_font_draws_the_captions(tmp_path: Path) -> None:
+    serif = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf")
+    if not serif.is_file():
+        pytest.skip("needs a second TrueType font besides the default")
+    assert getattr(load_font(20, "Ada", font_path=str(serif)), "path", None) == str(serif)
+    plain = LocalImageEngine().draw_portrait("Ada", "red coat", tmp_path / "a.png")
+    styled = LocalImageEngine(str(serif)).draw_portrait("Ada", "red coat", tmp_path / "b.png")
+    assert plain.read_bytes() != styled.read_bytes()

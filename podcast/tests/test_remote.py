@@ -7,16 +7,19 @@ broker, web server and worker of its own, started with those variables.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from engines.media import probe
 from engines.tests.openai_server import OpenAIServer
+from podcast.models import PodcastRun
 from runs.models import TERMINAL, RunStatus
-from runs.tests.helpers import RedisServer, start_web, start_worker, wait_for
+from runs.tests.helpers import RedisServer, ServiceProcess, start_web, start_worker, wait_for
 
 from .conftest import episode_request
 
@@ -35,7 +38,7 @@ class RemoteStack:
         self.provider = OpenAIServer().__enter__()
         self.redis = RedisServer().start()
         self.web, self.base = start_web(self.redis.url)
-        self.worker = None
+        self.worker: ServiceProcess | None = None
 
     def engine_env(self, **extra: str) -> dict[str, str]:
         return {
@@ -75,7 +78,7 @@ def stack(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def http(stack, user) -> httpx.Client:
+def http(stack, user) -> Iterator[httpx.Client]:
     token = Token.objects.create(user=user).key
     stack.provider.requests.clear()
     stack.provider.failures.clear()
@@ -137,6 +140,26 @@ def test_a_provider_5xx_is_retried_and_the_run_succeeds(stack, http, source):
 
     assert run["status"] == RunStatus.SUCCEEDED, run["message"]
     assert run["attempt"] == 2
+
+
+def test_a_retry_after_a_speech_5xx_pays_for_no_text_or_line_again(stack, http, source):
+    stack.provider.fail_next(503, path="/audio/speech", after=2)  # the third line's speech
+    run = run_episode(http, source)
+
+    assert run["status"] == RunStatus.SUCCEEDED, run["message"]
+    assert run["attempt"] == 2
+    requests = stack.provider.requests
+    chats = [r for r in requests if r.path == "/v1/chat/completions"]
+    spoken = [r.body["input"] for r in requests if r.path == "/v1/audio/speech"]
+    texts = [line["text"] for line in run["result"]["transcript"]]
+    # The outline and the transcript were written once; attempt 2 started at the failed line.
+    assert len(chats) == 2
+    assert spoken == [*texts[:3], *texts[2:]]
+    stored = PodcastRun.objects.get(pk=run["id"])
+    assert set(stored.checkpoints) == {
+        "outline", "transcript", *(f"speech {n}" for n in range(1, len(texts) + 1))
+    }  # fmt: skip
+    assert not (Path(settings.MEDIA_ROOT) / "podcasts" / run["id"]).exists()
 
 
 def test_with_fallback_configured_a_failing_provider_gives_a_local_episode(stack, http, source):

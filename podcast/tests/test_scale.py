@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import tracemalloc
 import wave
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from engines.text import Line
 from podcast import steps
@@ -72,14 +74,20 @@ def test_speech_is_written_to_disk_line_by_line_not_held_in_memory(user, source,
     lines = [Line(speakers[i % 2].name, sentence * 2) for i in range(12)]
     try:
         tracemalloc.start()
-        wavs = steps.speak_lines(ctx, lines, speakers)
+        wavs = steps.speak_lines(run, ctx, lines, speakers)
         joined = ctx.tmp_dir / "episode.wav"
         steps.audio.join_lines(wavs, gap_seconds=steps.GAP_SECONDS, out_path=joined)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
 
         audio_bytes = sum(wav.stat().st_size for wav in wavs)
-        assert [wav.parent for wav in wavs] == [ctx.tmp_dir / "lines"] * 12
+        # Kept under MEDIA_ROOT, named by run id, each behind its checkpoint: a retry reuses them.
+        assert [wav.parent for wav in wavs] == [
+            Path(settings.MEDIA_ROOT) / "podcasts" / str(run.pk)
+        ] * 12
+        assert run.checkpoints == {
+            f"speech {n}": f"podcasts/{run.pk}/line-{n - 1:05d}.wav" for n in range(1, 13)
+        }
         with wave.open(str(joined)) as episode:
             assert episode.getnframes() * episode.getsampwidth() >= audio_bytes * 0.95
         # Python held a small fraction of the audio at any moment: samples went straight to disk.
@@ -87,6 +95,7 @@ def test_speech_is_written_to_disk_line_by_line_not_held_in_memory(user, source,
         assert PodcastRun.objects.get(pk=run.pk).stage == "speech 12/12"
     finally:
         ctx.remove_tmp()
+        steps.remove_line_files(run)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""A local stand-in for a remote video provider, speaking the job API `video.remote` uses.
+"""A local stand-in for a remote video provider, speaking the job API `video.provider` calls.
 
     POST /v1/jobs                 multipart/form-data: "spec" (JSON: width, height, fps,
                                   scenes [{"image": <file field>, "seconds", "subtitle"}]),
@@ -11,7 +11,8 @@ Submit and status need `Authorization: Bearer <key>` (401 otherwise); the downlo
 signed instead, as object stores sign theirs. A job stays `pending` until its first status
 call, then renders in a thread (`running`) with the same composer the local engine uses, and
 ends `done` (or `failed` when the server was told to fail jobs). `busy_submits` makes the first
-submits answer 503, as an overloaded provider does.
+submits answer 503, as an overloaded provider does; `busy_downloads` the same for the first
+downloads. `submits` and `downloads` count the requests.
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ class JobServer:
         self.fail_jobs = fail_jobs
         self.busy_submits = 0
         self.submits = 0
+        self.busy_downloads = 0
+        self.downloads = 0
         self.jobs: dict[str, Job] = {}
         self.secret = uuid.uuid4().bytes
         self.folder = Path(tempfile.mkdtemp(prefix="job-server-"))
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.http.provider = self  # type: ignore[attr-defined]
+        self.http = _Server(("127.0.0.1", 0), _Handler)
+        self.http.provider = self
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
         self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
 
@@ -111,12 +114,17 @@ class JobServer:
         return answer
 
 
+class _Server(ThreadingHTTPServer):
+    provider: JobServer
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "JobServer/1.0"
+    server: _Server
 
     @property
     def provider(self) -> JobServer:
-        return self.server.provider  # type: ignore[attr-defined]
+        return self.server.provider
 
     def log_message(self, format, *args) -> None:
         pass  # keep test output quiet
@@ -160,6 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
     def send_video(self, job: Job, signature: str) -> None:
         if not hmac.compare_digest(signature, self.provider.signature(job.id)):
             return self.answer(403, {"error": "bad signature"})
+        self.provider.downloads += 1
+        if self.provider.downloads <= self.provider.busy_downloads:
+            return self.answer(503, {"error": "busy, try again"})
         if job.video is None:
             return self.answer(409, {"error": "the video is not ready"})
         data = job.video.read_bytes()
@@ -178,10 +189,13 @@ class _Handler(BaseHTTPRequestHandler):
         message = BytesParser(policy=HTTP).parsebytes(head + body)
         if not message.is_multipart():
             raise ValueError("expected multipart/form-data")
-        return {
-            part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-            for part in message.iter_parts()
-        }
+        parts: dict[str, bytes] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                parts[name] = payload
+        return parts
 
     def answer(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()

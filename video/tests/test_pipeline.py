@@ -77,8 +77,9 @@ def test_a_redelivered_part_changes_nothing(api, video_body, celery_worker):
     mtime = os.stat(video).st_mtime_ns
     for name in ("video.write_script", "video.speak_narration", "video.compose"):
         current_app.send_task(name, args=[str(run.pk), run.attempt])
+    skipped = re.compile(rf"run {run.pk} (is )?not running on attempt 1")
     wait_for(
-        lambda: celery_worker.log().count(f"run {run.pk} is not running on attempt 1") >= 3,
+        lambda: len(skipped.findall(celery_worker.log())) >= 3,
         timeout=60,
         what="the redelivered parts to be skipped",
     )
@@ -103,14 +104,15 @@ def test_a_failing_stage_fails_the_run_exactly_once(user, celery_worker):
     assert "speak_narration" in run.error  # the traceback of the part that failed
     # compose starts after the chord but does nothing; and no part failed the run a second time
     wait_for(
-        lambda: f"video.compose: run {run.pk} is not running" in celery_worker.log(),
+        lambda: re.search(rf"video.compose: run {run.pk} (is )?not running", celery_worker.log()),
         timeout=60,
         what="compose to skip the failed run",
     )
-    endings = re.findall(rf"run {run.pk} (failed|succeeded|cancelled|timed_out)$",
+    # The terminal state is logged at INFO once per transition (a traceback logs at ERROR).
+    endings = re.findall(rf"INFO \S+: run {run.pk} (failed|succeeded|cancelled|timed_out)$",
                          celery_worker.log(), flags=re.MULTILINE)  # fmt: skip
     assert endings == ["failed"]
-    assert not VideoResult.objects.get(run=run).video
+    assert not VideoResult.objects.filter(run=run).exists()  # a result comes only with success
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
 
@@ -134,13 +136,13 @@ def test_cancel_in_the_middle_stops_the_parts_not_yet_started(api, video_body, c
     assert run.status == RunStatus.CANCELLED
     assert run.stage in middle
     wait_for(
-        lambda: f"video.compose: run {run.pk} is not running" in celery_worker.log(),
+        lambda: re.search(rf"video.compose: run {run.pk} (is )?not running", celery_worker.log()),
         timeout=60,
         what="compose to skip the cancelled run",
     )
-    assert not VideoResult.objects.get(run=run).video
+    assert not VideoResult.objects.filter(run=run).exists()
     assert not (run.artifact_dir / "video.mp4").exists()
-    assert CharacterImage.objects.filter(result__run=run).count() <= len(CAST)
+    assert not CharacterImage.objects.filter(result__run=run).exists()
 
     # Retry sends the whole canvas round again on a new attempt; still one result, one cast.
     assert api.post(f"/api/videos/{run.pk}/retry/").status_code == 202

@@ -22,10 +22,25 @@ def sleep_through(run: SleepRun, ctx: lifecycle.RunContext) -> None:
         time.sleep(run.seconds_per_step)
     if run.fail_with == "error":
         raise ValueError("the sleeper was told to fail")
+    ctx.once("paid call", lambda: pay_once(run, ctx))
     if run.fail_with == "transient" and ctx.attempt == 1:
         raise TransientEngineError("the provider timed out")
-    SleepEffect.objects.create(run=run, attempt=ctx.attempt)
-    SleepResult.objects.update_or_create(run=run, defaults={"steps_done": run.steps})
+
+    def save() -> None:
+        SleepEffect.objects.create(run=run, attempt=ctx.attempt)
+        SleepResult.objects.update_or_create(run=run, defaults={"steps_done": run.steps})
+
+    ctx.complete(save)
+
+
+def pay_once(run: SleepRun, ctx: lifecycle.RunContext) -> dict:
+    """Stands for a costly outside call: counted per run, so a test sees it was not repeated."""
+    counter().incr(paid_calls_key(run.pk))
+    return {"attempt": ctx.attempt}
+
+
+def paid_calls_key(run_id) -> str:
+    return f"sleeper:paid-calls:{run_id}"
 
 
 @shared_task(name="sleeper.generate", bind=True)

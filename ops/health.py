@@ -1,0 +1,61 @@
+"""The health report behind `GET /api/health/`, and its per-process cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from django.utils import timezone
+
+from .checks import beat_state, broker_error, database_error, ping_workers
+
+HEALTH_CACHE_SECONDS = 5  # one real check per process per window, however often it is polled
+PING_TIMEOUT_SECONDS = 0.5
+BROKER_TIMEOUT_SECONDS = 2  # one attempt: a health check must answer fast
+
+
+def check_health() -> dict[str, Any]:
+    """Check everything once; unhealthy if a service is down, degraded if a process is missing."""
+    database = database_error() is None
+    broker = broker_error(timeout=BROKER_TIMEOUT_SECONDS) is None
+    workers = len(ping_workers(PING_TIMEOUT_SECONDS)) if broker else 0
+    beat = beat_state().as_json() if database else {"status": "unknown", "last_tick": None}
+    if not (database and broker):
+        status = "unhealthy"
+    elif workers and beat["status"] == "ok":
+        status = "healthy"
+    else:
+        status = "degraded"
+    return {
+        "status": status,
+        "database": "ok" if database else "unreachable",
+        "broker": "ok" if broker else "unreachable",
+        "workers": workers,
+        "beat": beat,
+        "checked_at": timezone.now().isoformat(),
+    }
+
+
+class HealthCache:
+    """The last report, for HEALTH_CACHE_SECONDS. The lock makes concurrent requests wait for one
+    check instead of each pinging the workers, so the endpoint cannot be used to load the system."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._report: dict[str, Any] | None = None
+        self._checked = 0.0
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            if self._report is None or time.monotonic() - self._checked >= HEALTH_CACHE_SECONDS:
+                self._report = check_health()
+                self._checked = time.monotonic()
+            return self._report
+
+    def clear(self) -> None:
+        with self._lock:
+            self._report = None
+
+
+health_cache = HealthCache()

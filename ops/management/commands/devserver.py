@@ -1,0 +1,121 @@
+"""`make run`: a Redis if none answers, migrations, seed data, an admin, then web, worker, beat."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ops.commandline import beat_command, redis_server_command, worker_command
+
+
+class Command(BaseCommand):
+    help = "Run the web server, a Celery worker and beat together until Ctrl-C (development)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000, help="web server port (default 8000)")
+        parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+
+    def handle(self, *args: str, port: int, concurrency: int, **options: object) -> None:
+        settings.LOG_DIR.mkdir(parents=True, exist_ok=True)
+        redis_process = self.ensure_redis()
+        call_command("migrate", interactive=False, verbosity=0)
+        if "sync_schedules" in get_commands():
+            call_command("sync_schedules")
+        username, password = self.ensure_admin()
+        processes = self.start_services(port, concurrency)
+        self.stdout.write(
+            f"\nWeb:    http://127.0.0.1:{port}/  (admin at /admin/, API docs at /api/docs/)\n"
+            f"Admin:  username {username!r}, password {password!r}\n"
+            f"Logs:   {settings.LOG_DIR}/dev-*.log\nPress Ctrl-C to stop web, worker and beat.\n"
+        )
+        try:
+            self.wait(processes)
+        finally:
+            self.stop([*processes.values(), *([redis_process] if redis_process else [])])
+
+    def ensure_redis(self) -> subprocess.Popen[bytes] | None:
+        """Start a local redis-server when the broker URL points here and nothing answers."""
+        url = urlsplit(settings.CELERY_BROKER_URL)
+        if url.scheme != "redis" or redis_answers(settings.CELERY_BROKER_URL):
+            return None
+        if url.hostname not in ("127.0.0.1", "localhost"):
+            raise CommandError(f"The broker at {settings.CELERY_BROKER_URL} does not answer.")
+        command = redis_server_command(url.port or 6379)
+        self.stdout.write(f"No Redis answered; starting {command[0]} on port {url.port or 6379}.")
+        process = subprocess.Popen(
+            command,
+            stdout=open(settings.LOG_DIR / "dev-redis.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(50):
+            if redis_answers(settings.CELERY_BROKER_URL):
+                return process
+            time.sleep(0.1)
+        raise CommandError("The local redis-server did not start; see logs/dev-redis.log.")
+
+    def ensure_admin(self) -> tuple[str, str]:
+        """A local superuser; its password is kept in logs/ so every start can print it."""
+        secret_file = settings.LOG_DIR / "dev-admin-password.txt"
+        users = get_user_model().objects
+        if users.filter(username="admin").exists() and secret_file.exists():
+            return "admin", secret_file.read_text().strip()
+        password = secrets.token_urlsafe(12)
+        admin, _ = users.get_or_create(username="admin", defaults={"email": "admin@localhost"})
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(password)
+        admin.save()
+        secret_file.write_text(password)
+        secret_file.chmod(0o600)
+        return "admin", password
+
+    def start_services(self, port: int, concurrency: int) -> dict[str, subprocess.Popen[bytes]]:
+        """Web, and the worker (every project queue) and beat that run_celery.py would start."""
+        commands = {
+            "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
+            "worker": worker_command(concurrency=concurrency),
+            "beat": beat_command(),
+        }
+        return {name: self.spawn(name, command) for name, command in commands.items()}
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        log = open(settings.LOG_DIR / f"dev-{name}.log", "ab")  # noqa: SIM115
+        self.stdout.write(f"Starting {name}: {' '.join(command[1:])}")
+        return subprocess.Popen(
+            command, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def wait(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+        try:
+            while all(p.poll() is None for p in processes.values()):
+                time.sleep(0.5)
+            dead = next(name for name, p in processes.items() if p.poll() is not None)
+            self.stderr.write(f"{dead} exited; stopping the others (see logs/).")
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping web, worker and beat...")
+
+    def stop(self, processes: list[subprocess.Popen[bytes]]) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False

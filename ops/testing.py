@@ -1,0 +1,180 @@
+"""Real services for tests and benches: a Redis of the test's own, and the project's own worker,
+beat and web server in subprocesses (started from ops.commandline, as run_celery.py starts them).
+
+The suite's helpers (`runs.tests.helpers` re-exports them) and bench/ use these.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+from django.db import connection
+
+from .commandline import beat_command, redis_server_command, worker_command
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T], *, timeout: float = 30, interval: float = 0.2, what: str = ""
+) -> T:
+    """Poll until `predicate()` is truthy and return its value; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def database_url() -> str:
+    """The URL of the database this test process uses (the test database, once set up)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    engine = "mysql" if db["ENGINE"].endswith("mysql") else "postgres"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"{engine}://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ, DATABASE_URL=database_url(), PYTHONUNBUFFERED="1")
+    env.update(overrides)
+    return env
+
+
+def redis_server_binary() -> str:
+    return redis_server_command(0)[0]
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free port, that the test may stop and start."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(redis_server_command(self.port), stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: self._pings(client), timeout=10, what="redis-server to answer")
+        return self
+
+    @staticmethod
+    def _pings(client: redis.Redis) -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+class ServiceProcess:
+    """A project process (worker, beat, web) in a subprocess, with its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], name: str):
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+    def wait_until_logged(self, line: str, what: str) -> None:
+        """Wait for `line` in the output; fail with the output's tail if the process exits."""
+        wait_for(
+            lambda: line in self.log() or self.process.poll() is not None,
+            timeout=60,
+            what=what,
+        )
+        if self.process.poll() is not None:
+            raise AssertionError(f"{what}: the process exited:\n{self.log()[-3000:]}")
+
+
+def start_worker(
+    broker_url: str, *, concurrency: int = 2, queues: str | None = None, **env: str
+) -> ServiceProcess:
+    """A real prefork Celery worker, on every project queue unless `queues` (comma-separated)
+    names some, ready when it says so. The command line is run_celery.py's."""
+    command = worker_command(
+        concurrency=concurrency,
+        queues=queues.split(",") if queues else None,
+        hostname=f"test-{os.getpid()}-{free_port()}@%h",
+        extra=("--without-gossip", "--without-mingle"),
+    )
+    worker = ServiceProcess(command, service_env(CELERY_BROKER_URL=broker_url, **env), "worker")
+    worker.wait_until_logged("ready.", "the worker to start")
+    return worker
+
+
+def start_beat(broker_url: str, name: str = "beat", **env: str) -> ServiceProcess:
+    """A real beat with the project's scheduler (as run_celery.py starts it), on the test DB."""
+    beat = ServiceProcess(beat_command(), service_env(CELERY_BROKER_URL=broker_url, **env), name)
+    beat.wait_until_logged("beat: Starting", f"{name} to start")
+    return beat
+
+
+def start_web(broker_url: str, **env: str) -> tuple[ServiceProcess, str]:
+    """The real Django development server; returns it and its base URL."""
+    port = free_port()
+    web = ServiceProcess(
+        [PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        service_env(CELERY_BROKER_URL=broker_url, **env),
+        "web",
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    wait_for(answers, timeout=30, what="the web server to listen")
+    return web, base
