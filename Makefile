@@ -20,7 +20,7 @@ install: $(VENV)/.installed .env
 
 install-dev: $(VENV)/.installed-dev .env
 
-## run: web + worker + beat on SQLite and a local Redis, until Ctrl-C
+## run: web + workers (generation and system) + beat on SQLite and a local Redis, until Ctrl-C
 run: install
 	DEBUG=$${DEBUG:-true} $(PY) manage.py devserver
 

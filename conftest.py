@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import redis
 from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from ops.testing import start_worker
+from ops.testing import ServiceProcess, Workers, start_worker, start_workers
 
 
 @pytest.fixture(scope="session")
@@ -20,9 +22,15 @@ def broker_url() -> str:
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, broker_url):
-    """One real prefork worker on every project queue, pointed at the test database."""
+    """One real prefork worker on every project queue, pointed at the test database (quick to
+    start); TEST_WORKERS=split runs the suite on the production layout instead: the generation
+    worker and the system worker (ops.testing.start_workers). Either has .log() and .stop()."""
+    worker: ServiceProcess | Workers
     with django_db_blocker.unblock():
-        worker = start_worker(broker_url)
+        if os.environ.get("TEST_WORKERS") == "split":
+            worker = start_workers(broker_url)
+        else:
+            worker = start_worker(broker_url)
     yield worker
     worker.stop()
 

@@ -43,7 +43,9 @@ def main(argv: list[str]) -> int:
         )
         return 1
     from ops.control.cli import main as run_verb  # imports Django: only once it is importable
+    from web.startup import load_settings
 
+    load_settings()  # a configuration error is one sentence and exit 2, as for manage.py
     return run_verb(argv, debug=bool(os.environ.get("RUN_CELERY_DEBUG")))
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Thin entry to run_celery.py, with the same verbs: ./start_celery.sh both|worker|beat|status|stop|
-# restart|purge|monitor|inspect ...|logs [worker|beat] [N] [--follow]. See docs/operations.md.
+# restart|purge|monitor|inspect ...|logs [worker|worker_system|beat] [N] [--follow]. `worker` and
+# `both` start two worker nodes, the generation worker and the system worker (maintenance). See
+# docs/operations.md.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"

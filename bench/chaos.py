@@ -137,6 +137,7 @@ class Result:
     redo: str = ""  # runs claimed again: previous claim -> next claim
     redo_to_terminal: str = ""  # previous claim -> terminal
     load: str = ""
+    exited: list = field(default_factory=list)  # worker/beat processes that died on their own
     error: str = ""
 
     def misses(self) -> list[str]:
@@ -169,6 +170,8 @@ class Result:
                 f"maintenance {task}: fired {fired}, not done {not_done}, "
                 f"largest lateness {late_text}"
             )
+        if self.exited:
+            lines.append("exited on their own during the scenario: " + ", ".join(self.exited))
         lines.append(f"load average (1 min) start/end: {self.load}")
         return lines
 
@@ -372,6 +375,11 @@ class World:
         )
         result.maintenance = self.maintenance_lateness(until=time.time())
         result.load = f"{self.load_start:.1f} / {os.getloadavg()[0]:.1f}"
+        result.exited = [
+            f"{service.verb} pid {pid} ({service.log_dir.name}/{service.verb}.log)"
+            for service in self.lab.services
+            for pid in service.exited()
+        ]
         return result
 
     def maintenance_lateness(self, until: float) -> dict:

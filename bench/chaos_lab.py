@@ -258,6 +258,7 @@ class CeleryService:
         self.verb, self.log_dir, self.args = verb, log_dir, args
         self.env = {**env, "LOG_DIR": str(log_dir)}
         self.pids: list[int] = []  # every pid file's process under log_dir, read at start
+        self.killed = False  # by the bench, on purpose (not "exited on its own")
 
     def start(self) -> float:
         """Start it; return the seconds `run_celery.py` took (a worker: until it answers a ping)."""
@@ -273,6 +274,7 @@ class CeleryService:
         )
         # Exit 1 is "started, but no ping yet" for a worker: still running, so still ours to stop.
         self.pids = self._pids_from_files()
+        self.killed = False
         if done.returncode not in (0, 1) or not self.pids:
             raise RuntimeError(
                 f"run_celery.py {self.verb} failed ({done.returncode}): {done.stdout}{done.stderr}"
@@ -309,6 +311,7 @@ class CeleryService:
     def kill(self) -> None:
         """SIGKILL the main process and its children (the group: run_celery.py starts it in a
         session of its own)."""
+        self.killed = True
         for pid in self.pids:
             kill_now(pid, group=True)
 
@@ -316,6 +319,10 @@ class CeleryService:
         for pid in self.pids:
             if alive(pid):
                 end_process(pid, group=True, grace=15)  # TERM is a warm shutdown, then KILL
+
+    def exited(self) -> list[int]:
+        """Main processes that are gone although the bench did not kill them."""
+        return [] if self.killed else [pid for pid in self.pids if not alive(pid)]
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.log_dir / f"{self.verb}.log"

@@ -27,7 +27,13 @@ from engines.config import EngineConfig, RemoteConfig
 from engines.errors import EngineConfigError, EngineError, TransientEngineError
 from engines.fallback import FallbackImageEngine, FallbackSpeechEngine, FallbackTextEngine
 from engines.interfaces import ImageEngine, SpeechEngine, TextEngine
-from engines.remote import OPENAI_VOICES, RemoteImageEngine, RemoteSpeechEngine, RemoteTextEngine
+from engines.remote import (
+    RemoteImageEngine,
+    RemoteSpeechEngine,
+    RemoteTextEngine,
+    provider_voice,
+    provider_voices,
+)
 
 __all__ = [
     "EngineConfig",
@@ -70,9 +76,10 @@ def check_voice(config: EngineConfig, voice: str) -> None:
     """Raise EngineError for a voice no configured speech engine can speak.
 
     eSpeak voices always work (the remote engine maps them to one of its own); a provider's voice
-    name only while the remote speech engine is chosen without the local fallback.
+    name (OpenAI's six, or AI_VOICES) only while the remote speech engine is chosen without the
+    local fallback, and then it passes through to the provider unchanged.
     """
-    if config.remote_speech_only and voice.lower() in OPENAI_VOICES:
+    if config.remote_speech_only and provider_voice(voice, provider_voices(config.remote)):
         return
     speech.check_voice(voice)
 

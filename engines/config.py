@@ -18,7 +18,11 @@ ENGINE_KINDS: dict[str, EngineKind] = {"local": "local", "openai": "openai"}
 
 @dataclass(frozen=True)
 class RemoteConfig:
-    """An OpenAI-compatible provider: where it is, the key, the models and the patience."""
+    """An OpenAI-compatible provider: where it is, the key, the models and the patience.
+
+    `voices` are the provider's own voice names (empty: OpenAI's six); `context_chars` is how
+    much text one chat request may hold before the sources are condensed to fit.
+    """
 
     base_url: str
     api_key: str
@@ -26,6 +30,8 @@ class RemoteConfig:
     tts_model: str
     image_model: str
     timeout_seconds: float
+    voices: tuple[str, ...] = ()
+    context_chars: int = 6000
 
 
 class EngineSettings(Protocol):
@@ -42,6 +48,8 @@ class EngineSettings(Protocol):
     AI_TTS_MODEL: str
     AI_IMAGE_MODEL: str
     AI_TIMEOUT_SECONDS: float
+    AI_VOICES: tuple[str, ...]
+    AI_CONTEXT_CHARS: int
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ class EngineConfig:
                 tts_model=settings.AI_TTS_MODEL,
                 image_model=settings.AI_IMAGE_MODEL,
                 timeout_seconds=settings.AI_TIMEOUT_SECONDS,
+                voices=tuple(settings.AI_VOICES),
+                context_chars=settings.AI_CONTEXT_CHARS,
             ),
         )
 

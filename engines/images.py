@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from functools import cache
 from pathlib import Path
 
@@ -25,6 +26,11 @@ CJK_FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/arphic/uming.ttc",
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+)
+FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+CJK_FONT_NAME = re.compile(
+    r"(?i)(cjk|wqy|zenhei|microhei|uming|ukai|sourcehan|droidsansfallback|notoserifsc|"
+    r"notosanssc|simhei|simsun|msyh|pingfang|heiti)"
 )
 COLOR_WORDS: dict[str, Color] = {
     "red": (200, 50, 50), "blue": (50, 90, 200), "green": (60, 150, 70), "yellow": (230, 200, 60),
@@ -192,7 +198,25 @@ def wrap(
 
 
 def _font_candidates(cjk: bool, font_path: str) -> list[str]:
-    return [p for p in (font_path, *(CJK_FONTS if cjk else ()), *LATIN_FONTS) if p]
+    cjk_fonts = (*CJK_FONTS, *_found_cjk_fonts()) if cjk else ()
+    return [p for p in (font_path, *cjk_fonts, *LATIN_FONTS) if p]
+
+
+@cache
+def _found_cjk_fonts() -> tuple[str, ...]:
+    """CJK fonts installed anywhere under the usual font folders (the bootstrap installs
+    fonts-wqy-zenhei; any Noto/Source Han/WenQuanYi/AR PL/Droid fallback font found works)."""
+    found: list[str] = []
+    for folder in FONT_FOLDERS:
+        root = Path(folder).expanduser()
+        if root.is_dir():
+            found += sorted(
+                str(path)
+                for path in root.rglob("*")
+                if path.suffix.lower() in (".ttc", ".ttf", ".otf")
+                and CJK_FONT_NAME.search(path.name)
+            )
+    return tuple(found)
 
 
 @cache

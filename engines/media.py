@@ -71,6 +71,22 @@ def probe(path: str | Path) -> MediaInfo:
         raise EngineError(f"cannot read media file {path}: {exc}") from exc
 
 
+def audio_seconds(path: str | Path) -> float:
+    """Seconds of the first audio stream, counted from its decoded samples: a header's (or a
+    container's) claimed length is not trusted."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise EngineError(f"{path} has no audio stream")
+            samples, rate = 0, 0
+            for frame in container.decode(audio=0):
+                samples += frame.samples
+                rate = frame.sample_rate or rate
+    except (av.FFmpegError, OSError) as exc:
+        raise EngineError(f"cannot read audio file {path}: {exc}") from exc
+    return samples / rate if rate else 0.0
+
+
 def _stream_info(stream: av.VideoStream | av.AudioStream) -> StreamInfo:
     ctx = stream.codec_context
     codec = ctx.codec.canonical_name  # "mp3", not the decoder's name "mp3float"

@@ -7,7 +7,7 @@ import binascii
 import io
 import json
 import re
-import wave
+import uuid
 import zlib
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 from PIL import Image, ImageOps
 
+from engines import media, text, wav
 from engines.config import RemoteConfig
 from engines.errors import EngineError
 from engines.images import finish_scene
 from engines.interfaces import Character, Line, Scene, Section, Size, Speaker
-from engines.transport import request
+from engines.transport import request, stream
 
 OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
 IMAGE_SIZE = "1024x1024"  # the one size every OpenAI-compatible image model accepts
@@ -36,16 +37,49 @@ REPLY_FORMATS = {
 
 def post(config: RemoteConfig, path: str, payload: dict[str, Any]) -> httpx.Response:
     """POST JSON to the provider; its failures are sorted by `engines.transport`."""
-    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-    url = config.base_url.rstrip("/") + path
-    return request("POST", url, json=payload, headers=headers, timeout=config.timeout_seconds)
+    return request("POST", _url(config, path), json=payload, headers=_headers(config),
+                   timeout=config.timeout_seconds)  # fmt: skip
+
+
+def post_to_file(config: RemoteConfig, path: str, payload: dict[str, Any], out_path: Path) -> None:
+    """POST JSON and write the answer to `out_path` as it arrives (a streamed body has no end
+    known in advance); a half-received answer is never left under that name."""
+    partial = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with (
+            stream("POST", _url(config, path), json=payload, headers=_headers(config),
+                   timeout=config.timeout_seconds) as answer,
+            partial.open("wb") as out,
+        ):  # fmt: skip
+            for chunk in answer.iter_bytes():
+                out.write(chunk)
+        partial.replace(out_path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _url(config: RemoteConfig, path: str) -> str:
+    return config.base_url.rstrip("/") + path
+
+
+def _headers(config: RemoteConfig) -> dict[str, str]:
+    return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+
+
+def user_message(task: str, fields: dict[str, Any]) -> str:
+    return json.dumps(
+        {"task": task, "reply_format": REPLY_FORMATS[task], **fields}, ensure_ascii=False
+    )
+
+
+def room_for(config: RemoteConfig, task: str, fields: dict[str, Any]) -> int:
+    """Characters left in the context budget for the text the request leaves out of `fields`."""
+    return config.context_chars - len(SYSTEM_PROMPT) - len(user_message(task, fields))
 
 
 def chat_json(config: RemoteConfig, task: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Ask the chat model for a JSON object for one task and return it parsed."""
-    user = json.dumps(
-        {"task": task, "reply_format": REPLY_FORMATS[task], **fields}, ensure_ascii=False
-    )
+    user = user_message(task, fields)
     payload = {
         "model": config.chat_model,
         "messages": [
@@ -69,9 +103,12 @@ class RemoteTextEngine:
         self.config = config
 
     def write_outline(self, sources: list[str], *, sections: int, language: str) -> list[Section]:
-        data = chat_json(
-            self.config, "outline", {"sources": sources, "sections": sections, "language": language}
-        )
+        fields: dict[str, Any] = {"sources": [], "sections": sections, "language": language}
+        # Long sources are condensed to their key sentences so that the model reads all of what
+        # it gets: a server with a small context would cut the message silently instead.
+        room = room_for(self.config, "outline", fields)
+        fields["sources"] = text.condense(sources, room, language=language)
+        data = chat_json(self.config, "outline", fields)
         return [
             Section(_text(s, "title"), [str(p) for p in _list(s, "points")])
             for s in _list(data, "sections")
@@ -88,12 +125,16 @@ class RemoteTextEngine:
         target_words: int,
         language: str,
     ) -> list[Line]:
-        data = chat_json(self.config, "transcript", {
-            "outline": [{"title": s.title, "points": s.points} for s in outline],
-            "speakers": [{"name": s.name, "role": s.role} for s in speakers],
+        fields: dict[str, Any] = {
+            "outline": [], "speakers": [{"name": s.name, "role": s.role} for s in speakers],
             "intro": intro, "outro": outro, "briefing": briefing_suffix,
             "target_words": target_words, "language": language,
-        })  # fmt: skip
+        }  # fmt: skip
+        room = room_for(self.config, "transcript", fields)
+        fields["outline"] = [
+            {"title": s.title, "points": s.points} for s in text.fit_outline(outline, room)
+        ]
+        data = chat_json(self.config, "transcript", fields)
         names = [s.name for s in speakers]
         lines = [(_text(item, "speaker"), _text(item, "text")) for item in _list(data, "lines")]
         # A model may invent or misspell a name; give such lines to the speakers in turn.
@@ -105,11 +146,12 @@ class RemoteTextEngine:
     def write_video_script(
         self, prompt: str, characters: list[Character], *, seed: str, scenes: int | None = None
     ) -> list[Scene]:
-        data = chat_json(
-            self.config,
-            "video_script",
-            {"prompt": prompt, "characters": characters, "seed": seed, "scenes": scenes},
-        )
+        fields: dict[str, Any] = {
+            "prompt": "", "characters": characters, "seed": seed, "scenes": scenes
+        }  # fmt: skip
+        room = room_for(self.config, "video_script", fields)
+        fields["prompt"] = " ".join(text.condense([prompt], room, language=""))
+        data = chat_json(self.config, "video_script", fields)
         return [
             Scene(_text(s, "character"), _text(s, "text"), _text(s, "description"))
             for s in _list(data, "scenes")
@@ -117,7 +159,13 @@ class RemoteTextEngine:
 
 
 class RemoteSpeechEngine:
-    """synthesize through POST /audio/speech, asking for WAV."""
+    """synthesize through POST /audio/speech, asking for WAV.
+
+    The answer is written to disk as it streams in; its length is counted from the decoded
+    samples (PyAV), never read from the header, which a streaming server fills with 0xFFFFFFFF;
+    then the header is given the true sizes (or a non-PCM answer converted to 16-bit PCM), so
+    joining and mixing see the real length too.
+    """
 
     def __init__(self, config: RemoteConfig) -> None:
         self.config = config
@@ -126,20 +174,40 @@ class RemoteSpeechEngine:
         payload = {
             "model": self.config.tts_model,
             "input": text,
-            "voice": remote_voice(voice, pitch),
+            "voice": remote_voice(voice, pitch, provider_voices(self.config)),
             "response_format": "wav",
         }
-        audio = post(self.config, "/audio/speech", payload).content
-        try:
-            with wave.open(io.BytesIO(audio), "rb") as wav:
-                seconds = wav.getnframes() / wav.getframerate()
-        except (wave.Error, EOFError) as exc:
-            raise EngineError(f"speech reply is not a WAV file ({len(audio)} bytes)") from exc
-        Path(out_path).write_bytes(audio)
-        return seconds
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        post_to_file(self.config, "/audio/speech", payload, out_path)
+        return settle_audio(out_path)
 
     def list_voices(self) -> list[str]:
-        return list(OPENAI_VOICES)
+        return list(provider_voices(self.config))
+
+
+def settle_audio(path: Path) -> float:
+    """Make a provider's audio a 16-bit PCM WAV with true sizes; return its decoded length."""
+    try:
+        found = wav.layout(path)
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"speech reply is not readable: {exc}") from exc
+    if found is not None and found.is_pcm16:
+        wav.repair(path)
+    else:  # MP3, float or 24-bit WAV...: what joining expects is 16-bit PCM
+        converted = path.with_name(f".{path.stem}.pcm.wav")
+        try:
+            media.run_ffmpeg(["-i", str(path), "-vn", "-c:a", "pcm_s16le", str(converted)])
+            converted.replace(path)
+        except EngineError as exc:
+            size = path.stat().st_size
+            raise EngineError(f"speech reply is not audio ({size} bytes): {exc}") from exc
+        finally:
+            converted.unlink(missing_ok=True)
+    seconds = media.audio_seconds(path)
+    if seconds <= 0:
+        raise EngineError("speech reply holds no audio")
+    return seconds
 
 
 class RemoteImageEngine:
@@ -189,12 +257,23 @@ class RemoteImageEngine:
         return image.convert("RGB")
 
 
-def remote_voice(voice: str, pitch: int) -> str:
-    """A provider voice: kept when it is one, else picked stably from the eSpeak voice and pitch."""
-    if voice.lower() in OPENAI_VOICES:
-        return voice.lower()
+def provider_voices(config: RemoteConfig | None) -> tuple[str, ...]:
+    """The provider's voice names: AI_VOICES when configured, else OpenAI's six."""
+    return (config.voices if config else ()) or OPENAI_VOICES
+
+
+def provider_voice(voice: str, voices: tuple[str, ...] = OPENAI_VOICES) -> str | None:
+    """`voice` as the provider spells it, when it is one of its voices."""
+    return next((v for v in voices if v.lower() == voice.lower()), None)
+
+
+def remote_voice(voice: str, pitch: int, voices: tuple[str, ...] = OPENAI_VOICES) -> str:
+    """A provider voice: passed through when it is one, else picked stably from the eSpeak voice
+    and pitch."""
+    if (own := provider_voice(voice, voices)) is not None:
+        return own
     # Two hosts with the same eSpeak voice but different pitches still get different voices.
-    return OPENAI_VOICES[zlib.crc32(f"{voice}:{pitch}".encode()) % len(OPENAI_VOICES)]
+    return voices[zlib.crc32(f"{voice}:{pitch}".encode()) % len(voices)]
 
 
 def _json_body(response: httpx.Response) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import TypedDict
 
 import espeakng_loader
 
+from engines import wav as wav_file
 from engines.errors import EngineError
 
 # Constants from espeak-ng/speak_lib.h.
@@ -82,12 +83,9 @@ def check_voice(voice: str) -> None:
 
 
 def wav_duration(path: Path) -> float:
-    """Duration of a PCM WAV from its header."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            return wav.getnframes() / wav.getframerate()
-    except (wave.Error, EOFError, OSError) as exc:
-        raise EngineError(f"not a readable WAV file: {path}: {exc}") from exc
+    """Duration of a PCM WAV from the samples it holds (`engines.wav`: never a streamed header's
+    0xFFFFFFFF claim)."""
+    return wav_file.duration(path)
 
 
 @cache

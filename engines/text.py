@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import re
 from collections import Counter
+from dataclasses import asdict
 
+from engines import dialogue
 from engines.errors import EngineError
 from engines.interfaces import Character, Line, Scene, Section, Speaker
 
@@ -21,7 +24,25 @@ than that the their theirs them then there these they this those through to too 
 very was we were what when where which while who whom why will with would you your yours
 """.split()  # noqa: SIM905
 )
+CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")  # don't, thirty-five, Größe, мёд
 CHINESE_STOP_CHARS = frozenset("的了是在和有也就都而及与着或一个我们你他她它这那之")
+# Words that open a noun phrase, and common verbs that end one (a title is a thing, not a clause).
+PHRASE_OPENERS = frozenset(
+    "a an the their his her its our your my this these those of in on at for with from by about"
+    " into to".split()
+)
+VERBISH = frozenset(
+    """
+keep keeps make makes tell tells say says point points turn turns grow grows face faces remain
+remains become becomes decide decides pay pays fit fits find finds show shows use uses need needs
+take takes give gives get gets go goes come comes know knows see sees seem seems help helps work
+works live lives move moves build builds bring brings mean means let lets run runs look looks
+want wants put puts hold holds lead leads reach reaches cause causes create creates produce
+produces provide provides include includes carry carries could would should might must can will
+""".split()  # noqa: SIM905
+)
+CONDENSE_PARTS = 8  # a condensed source takes sentences from this many stretches of it
 SHOTS = ("wide shot", "medium shot", "close-up", "over-the-shoulder shot", "low-angle shot")
 MOODS = (
     "warm morning light",
@@ -50,13 +71,19 @@ def split_sentences(text: str, *, chinese: bool) -> list[str]:
 
 
 def count_words(text: str) -> int:
-    """Words for English-like text; for Chinese each Han character counts as one word."""
-    han = sum("\u4e00" <= ch <= "\u9fff" for ch in text)
-    return han + len(re.findall(r"[A-Za-z0-9']+", text))
+    """Words of spaced text; each Chinese or Japanese character counts as one word."""
+    cjk = len(CJK_CHAR.findall(text))
+    return cjk + len(WORD.findall(CJK_CHAR.sub(" ", text)))
 
 
-def write_outline(sources: list[str], *, sections: int, language: str) -> list[Section]:
-    """Pick the most representative sentences of the sources and group them into sections."""
+def write_outline(
+    sources: list[str], *, sections: int, language: str, points: int = 3
+) -> list[Section]:
+    """Pick the most representative sentences of the sources and group them into sections.
+
+    Each section keeps its best `points` sentences, in reading order, and is titled by its key
+    phrase ("Waggle dance", not the first two words of a sentence).
+    """
     text = "\n\n".join(s.strip() for s in sources if s and s.strip())
     if not text:
         raise EngineError("the sources contain no text")
@@ -67,7 +94,51 @@ def write_outline(sources: list[str], *, sections: int, language: str) -> list[S
     scores = score_sentences(sentences, chinese=chinese)
     chunks = _chunks(list(range(len(sentences))), max(1, min(sections, len(sentences))))
     overall = Counter(t for s in sentences for t in _terms(s, chinese=chinese))
-    return [_section(chunk, sentences, scores, overall, chinese) for chunk in chunks]
+    outline = [_section(c, sentences, scores, overall, chinese, max(1, points)) for c in chunks]
+    _distinct_titles(outline, overall, chinese)
+    return outline
+
+
+def condense(sources: list[str], max_chars: int, *, language: str) -> list[str]:
+    """The sources as they are when they fit in `max_chars` (as JSON text), else one text of their
+    key sentences, in reading order, that does. The sentences come from every part of the sources
+    in turn (the best of each part first), so a long document is covered to its end."""
+    if len(json.dumps(sources, ensure_ascii=False)) <= max_chars:
+        return sources
+    whole = "\n\n".join(s.strip() for s in sources if s and s.strip())
+    chinese = is_chinese(language, whole[:2000])
+    sentences = split_sentences(whole, chinese=chinese) or [whole]
+    scores = score_sentences(sentences, chinese=chinese)
+    parts = [
+        sorted(chunk, key=lambda i: -scores[i])
+        for chunk in _chunks(list(range(len(sentences))), min(CONDENSE_PARTS, len(sentences)))
+    ]
+    budget, used, chosen = max(max_chars, 200) - 4, 0, set()
+    for rank in range(max(len(part) for part in parts)):
+        for part in parts:
+            if rank < len(part):
+                cost = len(json.dumps(sentences[part[rank]], ensure_ascii=False)) - 1
+                if used + cost <= budget:
+                    chosen.add(part[rank])
+                    used += cost
+    if not chosen:  # not one sentence fits: its beginning
+        return [sentences[0][: budget // 2]]
+    return [("" if chinese else " ").join(sentences[i] for i in sorted(chosen))]
+
+
+def fit_outline(outline: list[Section], max_chars: int) -> list[Section]:
+    """The outline with its last points dropped, longest sections first, until it fits."""
+    fitted = [Section(s.title, list(s.points)) for s in outline]
+
+    def size() -> int:
+        return len(json.dumps([asdict(s) for s in fitted], ensure_ascii=False))
+
+    while size() > max_chars and any(len(s.points) > 1 for s in fitted):
+        max(fitted, key=lambda s: len(s.points)).points.pop()
+    while size() > max_chars and any(len(p) > 80 for s in fitted for p in s.points):
+        for section in fitted:
+            section.points = [p[: max(80, len(p) * 3 // 4)] for p in section.points]
+    return fitted
 
 
 def score_sentences(sentences: list[str], *, chinese: bool) -> list[float]:
@@ -93,19 +164,26 @@ def write_transcript(
     target_words: int,
     language: str,
 ) -> list[Line]:
-    """A dialogue that opens with the intro, walks the outline in turns and ends with the outro."""
+    """A conversation over the outline (`engines.dialogue`): the host opens with the intro, asks
+    about each section and follows up, the guests answer with the source's sentences, one line
+    recaps, and the host closes with the outro. No line is said twice."""
     if len(speakers) < 2:
         raise EngineError("a transcript needs at least two speakers")
-    if not outline:
+    if not outline or not any(s.points for s in outline):
         raise EngineError("the outline is empty")
     chinese = is_chinese(language, " ".join(s.title for s in outline))
-    phrases = _phrases(chinese)
-    host = speakers[0].name
-    lines = [Line(host, _framing(intro, briefing_suffix, phrases["focus"]))]
-    budget = max(target_words - count_words(lines[0].text) - count_words(outro), 20)
-    lines += _body(outline, speakers, budget, phrases)
-    lines.append(Line(host, outro.strip() or phrases["bye"]))
-    return lines
+    overall = Counter(t for s in outline for p in s.points for t in _terms(p, chinese=chinese))
+    return dialogue.write(
+        outline,
+        speakers,
+        intro=intro,
+        outro=outro,
+        briefing_suffix=briefing_suffix,
+        target_words=target_words,
+        chinese=chinese,
+        key_phrase=lambda point: key_phrase([point], overall, chinese=chinese, title=False),
+        count_words=count_words,
+    )
 
 
 def write_video_script(
@@ -148,90 +226,119 @@ def _chunks(indexes: list[int], count: int) -> list[list[int]]:
 
 
 def _section(
-    chunk: list[int], sentences: list[str], scores: list[float], overall: Counter, chinese: bool
+    chunk: list[int],
+    sentences: list[str],
+    scores: list[float],
+    overall: Counter,
+    chinese: bool,
+    points: int,
 ) -> Section:
-    best = sorted(sorted(chunk, key=lambda i: -scores[i])[:3])  # top three, in reading order
-    points = [sentences[i] for i in best]
-    return Section(_title(points, overall, chinese), points)
+    best = sorted(sorted(chunk, key=lambda i: -scores[i])[:points])  # the best, in reading order
+    chosen = [sentences[i] for i in best]
+    return Section(key_phrase(chosen, overall, chinese=chinese), chosen)
 
 
-def _title(points: list[str], overall: Counter, chinese: bool) -> str:
-    local = Counter(t for p in points for t in _terms(p, chinese=chinese))
-    # Frequent here first; ties go to the terms the whole source repeats most.
-    ranked = sorted(local, key=lambda t: (-local[t], -overall[t]))
+def _distinct_titles(outline: list[Section], overall: Counter, chinese: bool) -> None:
+    """Two sections titled alike get the next-best phrase of the later one."""
+    seen: set[str] = set()
+    for section in outline:
+        if section.title.casefold() in seen:
+            options = key_phrases(section.points, overall, chinese=chinese)
+            section.title = next(
+                (_as_title(p, chinese) for p in options if p.casefold() not in seen),
+                section.title,
+            )
+        seen.add(section.title.casefold())
+
+
+def key_phrase(points: list[str], overall: Counter, *, chinese: bool, title: bool = True) -> str:
+    """The phrase that names these sentences best: the noun phrase (English) or the two- to
+    four-character word (Chinese) their terms repeat most, also across the whole source."""
+    phrases = key_phrases(points, overall, chinese=chinese)
+    if not phrases:
+        return points[0][: 8 if chinese else 40].rstrip(" ,;:") if points else ""
+    return _as_title(phrases[0], chinese) if title else phrases[0]
+
+
+def key_phrases(points: list[str], overall: Counter, *, chinese: bool) -> list[str]:
+    """Candidate phrases of the sentences, best first (ties: the earliest)."""
     if chinese:
-        bigrams = [t for t in ranked if len(t) == 2 and not set(t) & CHINESE_STOP_CHARS]
-        return bigrams[0] if bigrams else points[0][:8]
-    top = [word for word, _ in local.most_common(2)]  # ties: first seen, reads more naturally
-    text = " ".join(points).lower()
-    # Keep the two key words in reading order, so "solar power" is not titled "Power Solar".
-    return " ".join(w.capitalize() for w in sorted(top, key=text.find)) or points[0][:40]
+        return _chinese_phrases(points, overall)
+    local = Counter(_lemma(w) for p in points for w in _words(p) if w.lower() not in STOPWORDS)
+    seen: dict[str, tuple[float, int, str]] = {}
+    for position, phrase in enumerate(p for point in points for p in noun_phrases(point)):
+        words = phrase.split()
+        lemmas = [_lemma(w) for w in words]
+        head = lemmas[-1]
+        score = (
+            2.0 * local[head]
+            + sum(local[w] for w in lemmas) / len(lemmas)
+            + 0.5 * overall[head]
+            + sum(overall[w] for w in lemmas) / (4 * len(lemmas))
+            + (0.8 if len(words) > 1 else 0.0)
+        )
+        key = phrase.lower()
+        if key not in seen or seen[key][0] < score:
+            seen[key] = (score, -position if key not in seen else seen[key][1], phrase)
+    ranked = sorted(seen.values(), key=lambda item: (-item[0], -item[1]))
+    return [phrase for _, _, phrase in ranked]
 
 
-def _framing(intro: str, briefing_suffix: str, focus: str) -> str:
-    parts = [intro.strip()]
-    if briefing_suffix.strip():
-        parts.append(focus.format(briefing_suffix.strip().rstrip(".。")))
-    return " ".join(p for p in parts if p)
-
-
-def _body(
-    outline: list[Section], speakers: list[Speaker], budget: int, phrases: dict[str, str]
-) -> list[Line]:
-    lines: list[Line] = []
-    turns = [
-        (i, p) for i in range(max(len(s.points) for s in outline)) for p in range(len(outline))
-    ]
-    used = 0
-    # Round-robin over sections so a short budget still touches every section once.
-    for depth, number in sorted(turns, key=lambda t: (t[0] > 0, t[1], t[0])):
-        section = outline[number]
-        if depth >= len(section.points) or used >= budget:
+def noun_phrases(sentence: str) -> list[str]:
+    """Runs of up to three content words after a determiner or preposition ("the waggle dance"),
+    or opening a sentence ("Solar power has..."): a small chunker good enough for titles."""
+    tokens = WORD.findall(sentence)
+    found = []
+    for index, token in enumerate(tokens):
+        if index and token.lower() not in PHRASE_OPENERS:
             continue
-        speaker = speakers[(len(lines) + 1) % len(speakers)].name
-        opener = phrases["topic"].format(section.title) if depth == 0 else phrases["more"]
-        text = f"{opener}{phrases['space']}{section.points[depth]}"
-        lines.append(Line(speaker, text))
-        used += count_words(text)
-    return _pad(lines, outline, speakers, budget - used, phrases)
+        start = index if index == 0 and token.lower() not in STOPWORDS else index + 1
+        words: list[str] = []
+        for word in tokens[start : start + 3]:
+            lower = word.lower()
+            if lower in STOPWORDS or lower in VERBISH or len(word) < 2 or word.isdigit():
+                break
+            if words and lower.endswith(("ed", "ing", "ly")):
+                break
+            words.append(word)
+        if words and not (len(words) == 1 and words[0].lower().endswith(("ed", "ly"))):
+            if start == 0 and not words[0].isupper():
+                words[0] = words[0][0].lower() + words[0][1:]
+            found.append(" ".join(words))
+    return found
 
 
-def _pad(
-    lines: list[Line],
-    outline: list[Section],
-    speakers: list[Speaker],
-    missing: int,
-    phrases: dict[str, str],
-) -> list[Line]:
-    """Add recap turns when the outline is shorter than the target length."""
-    points = [p for s in outline for p in s.points]
-    index = 0
-    while missing > 10 and index < 3 * len(points):
-        text = f"{phrases['recap']}{phrases['space']}{points[index % len(points)]}"
-        lines.append(Line(speakers[(len(lines) + 1) % len(speakers)].name, text))
-        missing -= count_words(text)
-        index += 1
-    return lines
+def _chinese_phrases(points: list[str], overall: Counter) -> list[str]:
+    counts: Counter = Counter()
+    first: dict[str, int] = {}
+    for point in points:
+        for run in re.findall(r"[\u4e00-\u9fff]+", point):
+            for size in (2, 3, 4):
+                for start in range(len(run) - size + 1):
+                    gram = run[start : start + size]
+                    if gram[0] in CHINESE_STOP_CHARS or gram[-1] in CHINESE_STOP_CHARS:
+                        continue
+                    counts[gram] += 1
+                    first.setdefault(gram, len(first))
+    score = {g: n * (1 + 0.15 * len(g)) + 0.3 * overall[g[:2]] for g, n in counts.items()}
+    return sorted(score, key=lambda g: (-score[g], first[g]))
 
 
-def _phrases(chinese: bool) -> dict[str, str]:
-    if chinese:
-        return {
-            "focus": "今天的重点：{}。",  # noqa: RUF001
-            "topic": "我们来谈谈{}。",
-            "more": "另外，",  # noqa: RUF001
-            "recap": "回顾一下，",  # noqa: RUF001
-            "bye": "感谢收听，下期再见。",  # noqa: RUF001
-            "space": "",
-        }
-    return {
-        "focus": "Today's focus: {}.",
-        "topic": "Let's talk about {}.",
-        "more": "And there's more.",
-        "recap": "To recap:",
-        "bye": "Thanks for listening.",
-        "space": " ",
-    }
+def _words(text: str) -> list[str]:
+    return WORD.findall(text)
+
+
+def _lemma(word: str) -> str:
+    word = word.lower()
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _as_title(phrase: str, chinese: bool) -> str:
+    return phrase if chinese else phrase[:1].upper() + phrase[1:]
 
 
 def _scene(sentence: str, character: Character, rng: random.Random) -> Scene:

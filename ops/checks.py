@@ -62,6 +62,17 @@ def ping_workers(timeout: float) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
+def worker_queues(timeout: float) -> dict[str, list[str]]:
+    """{node name: the queues it consumes} for every worker that answers within `timeout` (one
+    broadcast, like a ping); empty if the broker is gone."""
+    try:
+        replies = current_app.control.inspect(timeout=timeout).active_queues() or {}
+    except (OperationalError, OSError) as exc:
+        logger.warning("could not ask the workers for their queues: %s", exc)
+        return {}
+    return {node: sorted(q["name"] for q in queues or []) for node, queues in replies.items()}
+
+
 @dataclass(frozen=True)
 class BeatState:
     """`ok` if the leading beat ticked within beat_stale_after() seconds, else `stale`, or

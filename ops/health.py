@@ -8,6 +8,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from schedules.validation import broken_schedule_names
+
 from .checks import beat_state, broker_error, database_error, ping_workers
 
 HEALTH_CACHE_SECONDS = 5  # one real check per process per window, however often it is polled
@@ -21,9 +23,10 @@ def check_health() -> dict[str, Any]:
     broker = broker_error(timeout=BROKER_TIMEOUT_SECONDS) is None
     workers = len(ping_workers(PING_TIMEOUT_SECONDS)) if broker else 0
     beat = beat_state().as_json() if database else {"status": "unknown", "last_tick": None}
+    broken = broken_schedule_names() if database else []  # enabled schedules beat skips
     if not (database and broker):
         status = "unhealthy"
-    elif workers and beat["status"] == "ok":
+    elif workers and beat["status"] == "ok" and not broken:
         status = "healthy"
     else:
         status = "degraded"
@@ -33,6 +36,7 @@ def check_health() -> dict[str, Any]:
         "broker": "ok" if broker else "unreachable",
         "workers": workers,
         "beat": beat,
+        "schedules": {"broken": broken},
         "checked_at": timezone.now().isoformat(),
     }
 

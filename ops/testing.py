@@ -1,5 +1,8 @@
-"""Real services for tests and benches: a Redis of the test's own, and the project's own worker,
+"""Real services for tests and benches: a Redis of the test's own, and the project's own workers,
 beat and web server in subprocesses (started from ops.commandline, as run_celery.py starts them).
+
+`start_worker` starts one node (on every project queue by default: quick, and what most tests
+need); `start_workers` starts the production layout, the generation worker and the system worker.
 
 The suite's helpers (`runs.tests.helpers` re-exports them) and bench/ use these.
 """
@@ -13,14 +16,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import redis
+from celery import current_app
 from django.db import connection
 
-from .commandline import beat_command, redis_server_command, worker_command
+from .commandline import (
+    GENERATION_WORKER,
+    SYSTEM_WORKER,
+    beat_command,
+    redis_server_command,
+    worker_command,
+    worker_layout,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -65,20 +77,53 @@ def service_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def broker_of(url: str) -> Iterator[None]:
+    """Point this process's Celery app at the broker `url` for the block: `dispatch`, the outbox,
+    `send_task` and the checks all publish there (the connection and producer pools are made
+    anew on the way in and out)."""
+    app = current_app
+    previous, previous_env = app.conf.broker_url, os.environ.get("CELERY_BROKER_URL")
+
+    def switch(to: str, env: str | None) -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        # Celery reads CELERY_BROKER_URL from the environment ahead of its configuration.
+        if env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = env
+        app.conf.broker_url = to
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    switch(url, url if previous_env is not None else None)
+    try:
+        yield
+    finally:
+        switch(previous, previous_env)
+
+
 def redis_server_binary() -> str:
     return redis_server_command(0)[0]
 
 
 class RedisServer:
-    """A redis-server of the test's own, on a free port, that the test may stop and start."""
+    """A redis-server of the test's own, on a free port, that the test may stop and start.
 
-    def __init__(self) -> None:
+    It keeps nothing on disk, unless `data_dir` is given: then it keeps an append-only file
+    there (as `make run` and production do), and a restart finds what a crash left.
+    """
+
+    def __init__(self, data_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
-        self.process = subprocess.Popen(redis_server_command(self.port), stdout=subprocess.DEVNULL)
+        command = redis_server_command(self.port, data_dir=self.data_dir)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         wait_for(lambda: self._pings(client), timeout=10, what="redis-server to answer")
         return self
@@ -93,6 +138,13 @@ class RedisServer:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to write anything more."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
 
@@ -150,6 +202,56 @@ def start_worker(
     worker = ServiceProcess(command, service_env(CELERY_BROKER_URL=broker_url, **env), "worker")
     worker.wait_until_logged("ready.", "the worker to start")
     return worker
+
+
+class Workers:
+    """The worker nodes of the production layout (`start_workers`): `generation` consumes every
+    project queue but `system`, `system` consumes `system` alone."""
+
+    def __init__(self, nodes: dict[str, ServiceProcess]):
+        self.nodes = nodes
+
+    @property
+    def generation(self) -> ServiceProcess:
+        return self.nodes[GENERATION_WORKER]
+
+    @property
+    def system(self) -> ServiceProcess:
+        return self.nodes[SYSTEM_WORKER]
+
+    def log(self) -> str:
+        """Both nodes' output, the generation worker's first."""
+        return "".join(node.log() for node in self.nodes.values())
+
+    def stop(self, timeout: float = 20) -> None:
+        for node in self.nodes.values():
+            node.stop(timeout)
+
+
+def start_workers(broker_url: str, *, concurrency: int = 2, **env: str) -> Workers:
+    """The generation worker (`concurrency` prefork processes) and the system worker, as
+    `run_celery.py worker` starts them (ops.commandline.worker_layout), both ready."""
+    unique = f"test-{os.getpid()}-{free_port()}"
+    service_environment = service_env(CELERY_BROKER_URL=broker_url, **env)
+    nodes = {
+        node.name: ServiceProcess(
+            node.command(
+                hostname=f"{node.prefix}-{unique}@%h",
+                extra=("--without-gossip", "--without-mingle"),
+            ),
+            service_environment,
+            node.name,
+        )
+        for node in worker_layout(concurrency=concurrency)
+    }
+    workers = Workers(nodes)
+    try:
+        for name, node in nodes.items():
+            node.wait_until_logged("ready.", f"the {name} node to start")
+    except BaseException:
+        workers.stop()
+        raise
+    return workers
 
 
 def start_beat(broker_url: str, name: str = "beat", **env: str) -> ServiceProcess:

@@ -31,6 +31,7 @@ class HealthView(APIView):
                 "broker": serializers.CharField(),
                 "workers": serializers.IntegerField(),
                 "beat": serializers.DictField(),
+                "schedules": serializers.DictField(),
                 "checked_at": serializers.DateTimeField(),
             },
         )

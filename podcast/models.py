@@ -8,6 +8,7 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from django.db import models
 
 from engines.errors import EngineError
+from engines.text import count_words
 from runs.models import Run
 
 # A source's text is capped so one request cannot fill the database; 500,000 characters is about
@@ -118,7 +119,8 @@ class Source(models.Model):
 
     @property
     def word_count(self) -> int:
-        return len(self.content.split())
+        """Words of a spaced language; each CJK character counts as one (Chinese has no spaces)."""
+        return count_words(self.content)
 
 
 class PodcastRun(Run):
@@ -129,7 +131,17 @@ class PodcastRun(Run):
     speaker_profile = models.ForeignKey(SpeakerProfile, on_delete=models.PROTECT)
     episode_name = models.CharField(max_length=200)
     sources = models.ManyToManyField(Source, related_name="podcast_runs")
+    # What the run was made from, as submitted: [{"id", "title"}]. Deleting a source removes it
+    # from `sources` (the material), never from this record of the run.
+    sources_snapshot = models.JSONField(default=list, blank=True)
     briefing_suffix = models.TextField(blank=True)
+
+    def source_record(self) -> list[dict]:
+        """[{"id", "title"}] of the sources the run was made from (runs older than the snapshot
+        fall back to the sources still there)."""
+        if self.sources_snapshot:
+            return list(self.sources_snapshot)
+        return [{"id": source.pk, "title": source.title} for source in self.sources.all()]
 
 
 def audio_path(result: PodcastResult, filename: str) -> str:
@@ -143,7 +155,7 @@ class PodcastResult(models.Model):
     audio = models.FileField(upload_to=audio_path, max_length=255)
     duration_seconds = models.FloatField()
     outline = models.JSONField(default=list)  # [{"title", "points": [...]}]
-    transcript = models.JSONField(default=list)  # [{"speaker", "text", "start", "end"}]
+    transcript = models.JSONField(default=list)  # [{"speaker", "voice", "text", "start", "end"}]
     processing_time_seconds = models.FloatField()  # claim to result, this attempt
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,4 +1,6 @@
-"""The profiles every installation starts with: `default` and `two_hosts`, of both kinds."""
+"""The profiles every installation starts with: `default`, `two_hosts` and `mandarin`, of both
+kinds. `default` and `two_hosts` speak any source's language (their voices follow it, see
+`podcast.voices`); `mandarin` pins Mandarin voices and Chinese greetings."""
 
 from __future__ import annotations
 
@@ -25,6 +27,15 @@ EPISODE_PROFILES: dict[str, dict[str, Any]] = {
         "outro": "And that brings {episode} to a close. Goodbye from both of us.",
         "language": "en",
     },
+    "mandarin": {
+        "name": "普通话：主持人与嘉宾 (Mandarin: a host and a guest)",  # noqa: RUF001
+        "outline_style": "key_points",
+        "segments": 3,
+        "target_words": 600,  # Chinese characters: about two minutes of speech
+        "intro": "欢迎收听{episode}。今天我们一起聊聊资料里的内容。",  # noqa: RUF001
+        "outro": "以上就是{episode}的全部内容。感谢收听，我们下期再见。",  # noqa: RUF001
+        "language": "zh",
+    },
 }
 
 SPEAKER_PROFILES: dict[str, dict[str, Any]] = {
@@ -40,6 +51,13 @@ SPEAKER_PROFILES: dict[str, dict[str, Any]] = {
         "speakers": [
             {"name": "Maya", "role": "host", "voice": "en-us+f2", "pitch": 60, "rate": 175},
             {"name": "Leo", "role": "co-host", "voice": "en-gb+m1", "pitch": 35, "rate": 165},
+        ],
+    },
+    "mandarin": {
+        "name": "普通话主持 (Mandarin hosts)",
+        "speakers": [
+            {"name": "小林", "role": "主持人", "voice": "cmn+m3", "pitch": 40, "rate": 170},
+            {"name": "小美", "role": "嘉宾", "voice": "cmn+f3", "pitch": 65, "rate": 165},
         ],
     },
 }

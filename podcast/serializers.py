@@ -8,6 +8,7 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
+from rest_framework.utils import html
 
 from engines.errors import EngineError
 from runs.api import RUN_FIELDS, RunCreateSerializer, RunSerializer
@@ -65,6 +66,8 @@ class SourceSerializer(serializers.ModelSerializer):
             text = upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise serializers.ValidationError("The file is not UTF-8 text.") from None
+        if "\x00" in text:
+            raise serializers.ValidationError("The file holds NUL characters; it is not text.")
         self._upload_stem = Path(upload.name).stem
         return text
 
@@ -183,14 +186,67 @@ class SpeakerProfileSerializer(serializers.ModelSerializer):
 # Podcast runs
 
 
-class OwnSourceField(serializers.PrimaryKeyRelatedField):
-    """A source id of the caller's own; another user's id reads as "does not exist"."""
+PK_MAX = 2**63 - 1  # BigAutoField
 
-    def get_queryset(self):
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": PK_MAX},
+        "minItems": 1,
+        "maxItems": SOURCES_PER_RUN_MAX,
+        "description": f"Ids of your own sources, 1 to {SOURCES_PER_RUN_MAX}.",
+    }
+)
+class OwnSourcesField(serializers.Field):
+    """Ids of the caller's own sources, at most SOURCES_PER_RUN_MAX, looked up in ONE query after
+    the cap is checked; another user's id reads as "does not exist". Returns the sources in the
+    order given, each once."""
+
+    default_error_messages = {
+        "not_a_list": 'Expected a list of items but got type "{input_type}".',
+        "empty": "This list may not be empty.",
+        "too_many": f"At most {SOURCES_PER_RUN_MAX} sources per episode, not {{count}}.",
+        "incorrect_type": "Incorrect type. Expected pk value, received {data_type}.",
+        "does_not_exist": 'Invalid pk "{pk_value}" - object does not exist.',
+    }
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary):  # a form: source_ids=1&source_ids=2
+            if self.field_name not in dictionary:
+                return serializers.empty
+            return dictionary.getlist(self.field_name)
+        return dictionary.get(self.field_name, serializers.empty)
+
+    def to_internal_value(self, data) -> list[Source]:
+        if isinstance(data, (str, dict)) or not isinstance(data, (list, tuple)):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        if not data:
+            self.fail("empty")
+        if len(data) > SOURCES_PER_RUN_MAX:  # before anything is looked up
+            self.fail("too_many", count=len(data))
+        ids = list(dict.fromkeys(self.to_pk(item) for item in data))
         user = getattr(self.context.get("request"), "user", None)
-        if user is None or not user.is_authenticated:
-            return Source.objects.none()
-        return Source.objects.filter(owner=user)
+        found: dict[int, Source] = {}
+        if user is not None and user.is_authenticated:
+            found = {s.pk: s for s in Source.objects.filter(owner=user, pk__in=ids).only("title")}
+        for pk in ids:
+            if pk not in found:
+                self.fail("does_not_exist", pk_value=pk)
+        return [found[pk] for pk in ids]
+
+    def to_pk(self, item) -> int:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            self.fail("incorrect_type", data_type=type(item).__name__)
+        if isinstance(item, str) and not (item.isascii() and item.isdigit() and len(item) < 20):
+            self.fail("incorrect_type", data_type="str")
+        pk = int(item)
+        if not 1 <= pk <= PK_MAX:
+            self.fail("does_not_exist", pk_value=pk)
+        return pk
+
+    def to_representation(self, value) -> list[int]:
+        return [source.pk for source in value]
 
 
 class PodcastCreateSerializer(RunCreateSerializer):
@@ -201,7 +257,7 @@ class PodcastCreateSerializer(RunCreateSerializer):
         slug_field="slug", queryset=SpeakerProfile.objects.all()
     )
     episode_name = StrictCharField(max_length=200)
-    source_ids = OwnSourceField(many=True, source="sources", allow_empty=False)
+    source_ids = OwnSourcesField(source="sources")
     briefing_suffix = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
 
     class Meta:
@@ -215,12 +271,10 @@ class PodcastCreateSerializer(RunCreateSerializer):
             "priority",
         )
 
-    def validate_source_ids(self, sources: list[Source]) -> list[Source]:
-        if len(sources) > SOURCES_PER_RUN_MAX:
-            raise serializers.ValidationError(
-                f"At most {SOURCES_PER_RUN_MAX} sources per episode, not {len(sources)}."
-            )
-        return list(dict.fromkeys(sources))  # a source listed twice counts once
+    def validate(self, attrs):
+        # The run's own record of its sources, kept when a source is deleted later.
+        attrs["sources_snapshot"] = [{"id": s.pk, "title": s.title} for s in attrs["sources"]]
+        return attrs
 
 
 class PodcastResultSerializer(serializers.ModelSerializer):
@@ -236,6 +290,11 @@ class PodcastResultSerializer(serializers.ModelSerializer):
         return reverse("podcast-audio", args=[result.run_id], request=self.context.get("request"))
 
 
+class RunSourceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+
+
 class PodcastSerializer(RunSerializer):
     episode_profile: serializers.SlugRelatedField[EpisodeProfile] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
@@ -243,9 +302,8 @@ class PodcastSerializer(RunSerializer):
     speaker_profile: serializers.SlugRelatedField[SpeakerProfile] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
-    source_ids = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), source="sources"
-    )
+    source_ids = serializers.SerializerMethodField()
+    sources = serializers.SerializerMethodField()
     result = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
@@ -257,10 +315,20 @@ class PodcastSerializer(RunSerializer):
             "speaker_profile",
             "episode_name",
             "source_ids",
+            "sources",
             "briefing_suffix",
             "result",
         )
         read_only_fields = fields
+
+    def get_source_ids(self, run: PodcastRun) -> list[int]:
+        """The ids the run was made from, also after a source is deleted."""
+        return [source["id"] for source in run.source_record()]
+
+    @extend_schema_field(RunSourceSerializer(many=True))
+    def get_sources(self, run: PodcastRun) -> list[dict]:
+        """The sources the run was made from, with their titles at submission."""
+        return run.source_record()
 
     @extend_schema_field(PodcastResultSerializer(allow_null=True))
     def get_result(self, run) -> dict | None:

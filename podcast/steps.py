@@ -27,7 +27,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from engines import EngineConfig, audio, get_speech_engine, get_text_engine, media
+from engines import EngineConfig, audio, get_speech_engine, get_text_engine, language, media
 from engines.errors import EngineError
 from engines.interfaces import Line, Section, Speaker, SpeechEngine
 from runs.lifecycle import RunContext
@@ -51,11 +51,14 @@ def generate(run: PodcastRun, ctx: RunContext) -> None:
     ctx.step(2, "reading sources")
     texts = read_sources(run)
     profile = run.episode_profile
-    speakers = speakers_of(run)
+    spoken = language.episode_language("\n".join(texts), profile.language)
+    speakers = speakers_of(run, spoken)
     ctx.step(10, "writing outline")
 
     def outline_of_sources() -> list[dict]:
-        outline = styles.shape_outline(write_outline(texts, profile), profile.outline_style)
+        outline = styles.shape_outline(
+            write_outline(texts, profile, spoken), profile.outline_style
+        )
         return [asdict(section) for section in outline]
 
     outline = [Section(**section) for section in ctx.once("outline", outline_of_sources)]
@@ -63,11 +66,11 @@ def generate(run: PodcastRun, ctx: RunContext) -> None:
 
     def dialogue() -> list[dict]:
         lines = styles.shape_dialogue(
-            write_transcript(run, outline, speakers),
+            write_transcript(run, outline, speakers, spoken),
             outline,
             speakers,
             style=profile.outline_style,
-            language=profile.language,
+            language=spoken,
         )
         return [asdict(line) for line in lines]
 
@@ -95,8 +98,14 @@ def read_sources(run: PodcastRun) -> list[str]:
     return texts
 
 
-def speakers_of(run: PodcastRun) -> list[Speaker]:
-    """The profile's speakers, each with the voice name the configured speech engine gets."""
+def speakers_of(run: PodcastRun, spoken: str | None = None) -> list[Speaker]:
+    """The profile's speakers, each with the voice name the configured speech engine gets.
+
+    `spoken` is the episode's language (the sources', see `engines.language`): an eSpeak voice
+    that cannot speak it is switched to one that can (`voices.engine_voices`).
+    """
+    if spoken is None:
+        spoken = language.episode_language("\n".join(read_sources(run)), run.episode_profile.language)
     speakers = [
         Speaker(name=s.name, role=s.role, voice=s.voice, pitch=s.pitch, rate=s.rate)
         for s in run.speaker_profile.speakers.all()
@@ -105,16 +114,18 @@ def speakers_of(run: PodcastRun) -> list[Speaker]:
         raise EngineError(
             f"Speaker profile {run.speaker_profile.slug!r} needs two or more speakers."
         )
-    engine_voices = voices.engine_voices(speakers)
+    engine_voices = voices.engine_voices(speakers, spoken)
     for speaker in speakers:
         speaker.voice = engine_voices[speaker.name]
     return speakers
 
 
-def write_outline(texts: list[str], profile: EpisodeProfile) -> list[Section]:
+def write_outline(
+    texts: list[str], profile: EpisodeProfile, spoken: str | None = None
+) -> list[Section]:
     with errors_named("writing the outline"):
         outline = get_text_engine(EngineConfig.from_settings(settings)).write_outline(
-            texts, sections=profile.segments, language=profile.language
+            texts, sections=profile.segments, language=spoken or profile.language
         )
     for section in outline:
         section.points = [shorten(point) for point in section.points]
@@ -133,18 +144,22 @@ def shorten(point: str) -> str:
 
 
 def write_transcript(
-    run: PodcastRun, outline: list[Section], speakers: list[Speaker]
+    run: PodcastRun, outline: list[Section], speakers: list[Speaker], spoken: str | None = None
 ) -> list[Line]:
     profile = run.episode_profile
+    spoken = spoken or profile.language
+    # A profile's English greeting is not read out in a Chinese episode (nor the reverse).
+    intro = styles.framing(profile.intro, spoken, "intro")
+    outro = styles.framing(profile.outro, spoken, "outro")
     with errors_named("writing the transcript"):
         lines = get_text_engine(EngineConfig.from_settings(settings)).write_transcript(
             outline,
             speakers,
-            intro=with_episode(profile.intro, run.episode_name),
-            outro=with_episode(profile.outro, run.episode_name),
+            intro=with_episode(intro, run.episode_name),
+            outro=with_episode(outro, run.episode_name),
             briefing_suffix=run.briefing_suffix,
             target_words=profile.target_words,
-            language=profile.language,
+            language=spoken,
         )
     known = {speaker.name for speaker in speakers}
     lines = [line for line in lines if line.text.strip()]

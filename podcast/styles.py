@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from engines import language
 from engines.interfaces import Line, Section, Speaker
 from engines.text import is_chinese
 
 from .models import OutlineStyle
+
+
+# Greetings for an episode whose language is not the one its profile's intro and outro are in.
+FRAMINGS = {
+    "en": {
+        "intro": "Welcome to {episode}. Today we go through what our sources have to say.",
+        "outro": "That was {episode}. Thanks for listening, and see you next time.",
+    },
+    "zh": {
+        "intro": "欢迎收听{episode}。今天我们一起聊聊资料里的内容。",  # noqa: RUF001
+        "outro": "以上就是{episode}的全部内容。感谢收听，我们下期再见。",  # noqa: RUF001
+    },
+}
+
+
+def framing(text: str, spoken: str, kind: str) -> str:
+    """The profile's intro or outro, or the built-in one in the episode's language when the
+    profile's is written in another language (an English greeting in a Chinese episode)."""
+    written = language.detect(text.replace("{episode}", ""))
+    code = language.normalise(spoken)
+    if written and written != code and code in FRAMINGS:
+        return FRAMINGS[code][kind]
+    return text
 
 
 def shape_outline(outline: list[Section], style: str) -> list[Section]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from django.db.models import ProtectedError
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from runs.api import RunViewSet
-from runs.files import serve_file
+from runs.files import file_schema, serve_file
 
 from .models import EpisodeProfile, PodcastRun, Source, SpeakerProfile
 from .serializers import (
@@ -93,10 +91,10 @@ class PodcastViewSet(RunViewSet):
             "sources"
         )
 
-    @extend_schema(responses={(200, "audio/mpeg"): OpenApiTypes.BINARY})
+    @file_schema("audio/mpeg")
     @action(detail=True, methods=["get"])
     def audio(self, request, pk=None):
         """The episode's MP3, for its owner and staff only (others get 404, like the run)."""
         run = self.get_object()
         result = getattr(run, "result", None)
-        return serve_file(result.audio if result else None, request)
+        return serve_file(result.audio if result else None, request, "audio/mpeg")

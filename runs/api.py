@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, time
+import re
+from datetime import UTC, datetime, time
 
+from django import forms
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from . import lifecycle
+from . import lifecycle, limits
 from .models import Priority, Run, RunStatus
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -41,9 +48,14 @@ RUN_FIELDS = (
 
 
 class RunSerializer(serializers.ModelSerializer):
-    """Output fields every run kind shares; subclasses add `result` and their inputs."""
+    """Output fields every run kind shares; subclasses add `result` and their inputs.
+
+    `message` and `error` are for people: the owner reads a sentence with no server paths (a
+    failure's traceback stays in `error` for staff, here and in the admin)."""
 
     url = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -54,9 +66,63 @@ class RunSerializer(serializers.ModelSerializer):
         view = self.context.get("view")
         return view.detail_url(run) if view else ""
 
+    def for_staff(self) -> bool:
+        user = getattr(self.context.get("request"), "user", None)
+        return bool(user is not None and user.is_staff)
+
+    def get_message(self, run) -> str:
+        """What the run is doing or why it ended (for staff as stored)."""
+        return run.message if self.for_staff() else without_paths(first_line(run.message))
+
+    def get_error(self, run) -> str:
+        """Why the run failed, as one sentence; staff get the stored text (a traceback)."""
+        return run.error if self.for_staff() else readable_error(run.message, run.error)
+
+
+TRACEBACK = "Traceback (most recent call last)"
+# An absolute server path of two or more parts (/srv/app/x.py, C:\app\x), not a URL's path.
+SERVER_PATH = re.compile(
+    r"(?<![\w:/.~-])(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/:,;()<>]+[\\/])+[^\s'\"\\/:,;()<>]*"
+)
+EXCEPTION_LINE = re.compile(
+    r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure):\s*"
+)
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def without_paths(text: str) -> str:
+    return SERVER_PATH.sub("[server path]", text)
+
+
+def readable_error(message: str, error: str) -> str:
+    """A failure for its owner: the run's message when the error is a traceback, else the error's
+    first line; no server paths, no exception class names, one sentence."""
+    if not error.strip():
+        return ""
+    if TRACEBACK in error or len(error.strip().splitlines()) > 1:
+        lines = error.strip().splitlines()
+        text = message if message.strip() else lines[-1]
+    else:
+        text = error
+    text = EXCEPTION_LINE.sub("", first_line(text))
+    return sentence(without_paths(text)) or "The run failed."
+
+
+def sentence(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    if len(text) > limit:
+        text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
+
 
 class RunCreateSerializer(serializers.ModelSerializer):
-    """Input fields every run kind shares."""
+    """A new run (the fields every kind shares: `priority`)."""
 
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
 
@@ -66,17 +132,106 @@ def fingerprint(data) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+# The list filters (django-filter): ?status=a,b, ?created_after=, ?created_before=
+
+STATUS_HELP = f"Comma-separated statuses, any of: {', '.join(RunStatus.values)}."
+MOMENT_HELP = (
+    "Created at or after (created_after) or before (created_before): an ISO 8601 date "
+    "(midnight, server time zone) or datetime between 1000-01-01 and 9999-12-31, such as "
+    "2026-11-23 or 2026-11-23T08:00:00Z."
+)
+EARLIEST, LATEST = 1000, 9999  # years MySQL's DATETIME holds
+
+
+class StatusListField(forms.CharField):
+    def to_python(self, value) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value)
+        wanted = [part for part in text.split(",") if part]
+        unknown = sorted(set(wanted) - set(RunStatus.values))
+        if unknown:
+            shown = ", ".join(repr(name[:30]) for name in unknown[:5])
+            raise forms.ValidationError(
+                f"Unknown status {shown}; use {', '.join(RunStatus.values)}."
+            )
+        return wanted
+
+
+class MomentField(forms.Field):
+    def to_python(self, value) -> datetime | None:
+        if value in (None, ""):
+            return None
+        moment = parse_moment(str(value))
+        if moment is None:
+            raise forms.ValidationError(
+                "Use an existing ISO 8601 date or datetime, such as 2026-11-23."
+            )
+        try:
+            year = moment.astimezone(UTC).year
+        except (OverflowError, ValueError):
+            year = 0
+        if not EARLIEST <= year <= LATEST:
+            raise forms.ValidationError(f"Use a date between {EARLIEST}-01-01 and {LATEST}-12-31.")
+        return moment
+
+
+@extend_schema_field({"type": "string", "description": STATUS_HELP})
+class StatusFilter(filters.Filter):
+    field_class = StatusListField
+
+    def filter(self, qs, value):
+        return qs.filter(status__in=value) if value else qs
+
+
+@extend_schema_field({"type": "string", "description": MOMENT_HELP})
+class MomentFilter(filters.Filter):
+    field_class = MomentField
+
+
+class RunFilter(filters.FilterSet):
+    status = StatusFilter()
+    created_after = MomentFilter(field_name="created_at", lookup_expr="gte")  # at or after
+    created_before = MomentFilter(field_name="created_at", lookup_expr="lt")
+
+
+def parse_moment(raw: str) -> datetime | None:
+    """An aware datetime from an ISO date (midnight, local time) or datetime; None if unreadable."""
+    try:
+        moment = parse_datetime(raw) or (
+            datetime.combine(day, time.min) if (day := parse_date(raw)) else None
+        )
+        if moment is not None and timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+    except (ValueError, OverflowError):
+        return None
+    return moment
+
+
+# Schema of the answers
+
+RunAccepted = inline_serializer(
+    "RunAccepted",
+    {
+        "id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=RunStatus.choices),
+        "url": serializers.URLField(),
+    },
+)
+RunStatusChange = inline_serializer(
+    "RunStatusChange",
+    {"id": serializers.UUIDField(), "status": serializers.ChoiceField(choices=RunStatus.choices)},
+)
+
 created_response = extend_schema(
     parameters=[
         OpenApiParameter(
             IDEMPOTENCY_HEADER,
-            OpenApiTypes.STR,
+            {"type": "string", "minLength": 1, "maxLength": 255},
             OpenApiParameter.HEADER,
             description="Same key and body: the first answer again, no second run. "
             "Same key, other body: 422.",
         )
     ],
-    responses={202: None},
+    responses={202: RunAccepted, 422: None},
 )
 
 
@@ -86,19 +241,28 @@ class RunViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Submit, list, poll, cancel and retry runs of one kind. A user sees only their own runs."""
+    """Submit, list, poll, cancel and retry runs of one kind. A user sees only their own runs.
+
+    Submits are throttled per user (THROTTLE_SUBMIT_RATE) and capped by the user's active runs
+    (RUN_ACTIVE_LIMIT_PER_USER); both answer 429 with Retry-After."""
 
     model: type[Run]
     create_serializer_class: type[serializers.Serializer]
     lookup_value_regex = "[0-9a-f-]{36}"
+    filter_backends = (filters.DjangoFilterBackend,)
+    filterset_class = RunFilter
+    throttle_classes = (limits.SubmitThrottle,)
+    throttled_actions = ("create",)
 
     def get_queryset(self):
-        runs = self.model.objects.for_user(self.request.user)
-        return filter_runs(runs, self.request.query_params)
+        if getattr(self, "swagger_fake_view", False):  # the schema is built with no user
+            return self.model.objects.none()
+        return self.model.objects.for_user(self.request.user)
 
     def get_serializer_class(self):
         return self.create_serializer_class if self.action == "create" else self.serializer_class
 
+    @created_response
     def create(self, request, *args, **kwargs):
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is not None and not (0 < len(key) <= 255):
@@ -112,6 +276,7 @@ class RunViewSet(
         serializer.is_valid(raise_exception=True)
         try:
             with transaction.atomic():
+                limits.check_active_runs(request.user)
                 run = serializer.save(
                     owner=request.user, idempotency_key=key or None, request_fingerprint=body_hash
                 )
@@ -140,7 +305,7 @@ class RunViewSet(
     def detail_url(self, run: Run) -> str:
         return reverse(f"{self.basename}-detail", args=[run.pk], request=self.request)
 
-    @extend_schema(request=None, responses={202: None, 409: None})
+    @extend_schema(request=None, responses={202: RunStatusChange, 409: None})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         run = self.get_object()
@@ -148,7 +313,7 @@ class RunViewSet(
             return conflict(f"The run is already {run.status}; there is nothing to cancel.")
         return Response({"id": str(run.pk), "status": run.status}, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: None, 409: None})
+    @extend_schema(request=None, responses={202: RunStatusChange, 409: None})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         run = self.get_object()
@@ -162,39 +327,3 @@ class RunViewSet(
 
 def conflict(message: str) -> Response:
     return Response({"status": [message]}, status=status.HTTP_409_CONFLICT)
-
-
-def filter_runs(runs, params):
-    """`?status=a,b`, `?created_after=` and `?created_before=` (ISO 8601 dates or datetimes)."""
-    errors = {}
-    if statuses := params.get("status"):
-        wanted = [s for s in statuses.split(",") if s]
-        unknown = sorted(set(wanted) - set(RunStatus.values))
-        if unknown:
-            allowed = ", ".join(RunStatus.values)
-            errors["status"] = [f"Unknown status {', '.join(unknown)}; use {allowed}."]
-        runs = runs.filter(status__in=wanted)
-    bounds = (("created_after", "created_at__gte"), ("created_before", "created_at__lt"))
-    for param, lookup in bounds:
-        if raw := params.get(param):
-            moment = parse_moment(raw)
-            if moment is None:
-                errors[param] = ["Use an ISO 8601 date or datetime, such as 2026-11-23."]
-            else:
-                runs = runs.filter(**{lookup: moment})
-    if errors:
-        raise ValidationError(errors)
-    return runs
-
-
-def parse_moment(raw: str) -> datetime | None:
-    """An aware datetime from an ISO date (midnight, local time) or datetime; None if unreadable."""
-    try:
-        moment = parse_datetime(raw) or (
-            datetime.combine(day, time.min) if (day := parse_date(raw)) else None
-        )
-    except ValueError:
-        return None
-    if moment is not None and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment

@@ -8,37 +8,74 @@ from collections.abc import Iterator
 
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"^\s*bytes\s*=(.*)$", re.IGNORECASE)  # the unit is case-insensitive
+SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$", re.ASCII)
+# Positions longer than this are past any file (and int() of thousands of digits is refused).
+MAX_DIGITS = 18
 GONE = "The file is gone (it may have been cleaned up)."
+WHOLE = "whole"  # ignore the Range header: answer 200 with the whole file
+
+RANGE_PARAMETER = OpenApiParameter(
+    "Range",
+    {"type": "string", "maxLength": 200},
+    OpenApiParameter.HEADER,
+    description="One byte range (bytes=0-1023, bytes=1024-, bytes=-500) → 206 with that part; "
+    "several ranges → 200 with the whole file; a range past the end → 416.",
+)
 
 
-def serve_file(field_file, request=None) -> HttpResponseBase:
-    """The whole file, or the one byte range the request asks for (206) so players can seek."""
+def file_schema(media_type: str):
+    """The OpenAPI description of a view that answers with `serve_file`."""
+    return extend_schema(
+        parameters=[RANGE_PARAMETER],
+        responses={
+            (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="The file."),
+            (206, media_type): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The part the Range header asked for."
+            ),
+            416: OpenApiResponse(
+                description="No part of the file matches the range (Content-Range: bytes */size)."
+            ),
+        },
+    )
+
+
+def serve_file(field_file, request=None, content_type: str | None = None) -> HttpResponseBase:
+    """The whole file, or the one byte range the request asks for (206) so players can seek.
+
+    RFC 9110: an unsatisfiable or malformed range answers 416 with `Content-Range: bytes */size`;
+    several ranges, or a suffix longer than the file, get the whole file."""
     if not field_file:
         raise Http404("This run has no such file yet.")
+    content_type = content_type or mimetypes.guess_type(field_file.name)[0]
+    content_type = content_type or "application/octet-stream"
     if request is not None and (wanted := request.headers.get("Range")):
-        return serve_range(field_file, wanted)
+        try:
+            size = field_file.size
+        except FileNotFoundError:
+            raise Http404(GONE) from None
+        span = byte_span(wanted, size)
+        if not isinstance(span, str):  # WHOLE: the whole file below
+            return serve_range(field_file, span, size, content_type)
     try:
-        response = FileResponse(field_file.open("rb"))
+        response = FileResponse(field_file.open("rb"), content_type=content_type)
     except FileNotFoundError:
         raise Http404(GONE) from None
     response["Accept-Ranges"] = "bytes"
     return response
 
 
-def serve_range(field_file, header: str) -> HttpResponseBase:
-    try:
-        size = field_file.size
-    except FileNotFoundError:
-        raise Http404(GONE) from None
-    span = byte_span(header, size)
+def serve_range(
+    field_file, span: tuple[int, int] | None, size: int, content_type: str
+) -> HttpResponseBase:
     if span is None:
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         return response
     first, last = span
-    content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
     # Streamed in chunks: players ask for `bytes=0-`, which is the whole file.
     partial = StreamingHttpResponse(
         read_span(field_file, first, last), status=206, content_type=content_type
@@ -58,13 +95,28 @@ def read_span(field_file, first: int, last: int, chunk: int = 256 * 1024) -> Ite
             yield data
 
 
-def byte_span(header: str, size: int) -> tuple[int, int] | None:
-    """(first, last) of one `bytes=a-b`, `bytes=a-` or `bytes=-n` range; None if unsatisfiable."""
-    match = RANGE.match(header.strip())
-    if not match or match.groups() == ("", "") or size == 0:
+def byte_span(header: str, size: int) -> tuple[int, int] | str | None:
+    """(first, last) of one `bytes=a-b`, `bytes=a-` or `bytes=-n` range; None if it cannot be
+    served (416); WHOLE for several ranges (the whole file, 200)."""
+    match = RANGE.match(header)
+    if not match:
+        return None  # another unit: nothing of this file can be sent in it
+    specs = match.group(1).split(",")
+    if len(specs) > 1:
+        return WHOLE
+    spec = SPEC.match(specs[0])
+    if not spec or spec.groups() == ("", "") or size == 0:
         return None
-    start, end = match.groups()
-    if start == "":  # the last n bytes
-        return max(0, size - int(end)), size - 1
-    first, last = int(start), min(int(end) if end else size - 1, size - 1)
-    return (first, last) if first <= last else None
+    start, end = spec.groups()
+    if start == "":  # the last n bytes; more than the file is the whole file
+        if len(end) <= MAX_DIGITS and int(end) == 0:
+            return None
+        suffix = size if len(end) > MAX_DIGITS else min(int(end), size)
+        return size - suffix, size - 1
+    if len(start) > MAX_DIGITS:
+        return None  # starts past the end
+    first = int(start)
+    last = size - 1 if end == "" or len(end) > MAX_DIGITS else int(end)
+    if last < first or first >= size:
+        return None
+    return first, min(last, size - 1)

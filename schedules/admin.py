@@ -308,12 +308,21 @@ def describe(row: ScheduleChange) -> str:
     return f"{row.object_type} {row.object_repr}: {changes}" if changes else row.object_repr
 
 
+class PeriodicTaskInline(beat_admin.PeriodicTaskInline):
+    """The tasks using a schedule, loadable whatever their crontab's zone."""
+
+    def get_queryset(self, request):
+        return validation.with_zone_text(super().get_queryset(request))
+
+
 class IntervalScheduleAdmin(AuditedAdminMixin, beat_admin.IntervalScheduleAdmin):
     form = IntervalScheduleForm
+    inlines = [PeriodicTaskInline]
 
 
 class CrontabScheduleAdmin(AuditedAdminMixin, beat_admin.CrontabScheduleAdmin):
     form = CrontabScheduleForm
+    inlines = [PeriodicTaskInline]
     list_display = ("schedule", "readable")
 
     def get_queryset(self, request):

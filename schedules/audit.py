@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from . import validation
 from .models import ScheduleChange
 
 if TYPE_CHECKING:
@@ -104,7 +105,10 @@ def remember_before(sender, instance, raw=False, **kwargs) -> None:
     if raw or is_bookkeeping(instance) or instance.pk is None:
         instance._audit_before = None
         return
-    old = sender._default_manager.filter(pk=instance.pk).first()
+    rows = sender._default_manager.filter(pk=instance.pk)
+    if sender is CrontabSchedule:  # its zone read as text: an unknown one must not fail a fix
+        rows = validation.with_zone_texts(rows)
+    old = rows.first()
     instance._audit_before = snapshot(old) if old else None
 
 

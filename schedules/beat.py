@@ -19,7 +19,16 @@ from datetime import datetime, timedelta
 from celery import schedules
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, close_old_connections
-from django.db.models import Case, CharField, DateTimeField, ExpressionWrapper, F, Q, When
+from django.db.models import (
+    Case,
+    CharField,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    Prefetch,
+    Q,
+    When,
+)
 from django.db.models.functions import Cast, Now
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
@@ -153,6 +162,14 @@ class LeaderScheduler(DatabaseScheduler):
                     problem = validation.message_of(exc)
             logger.error("beat skips schedule %r (id %s): %s", model.name, model.pk, problem)
         return schedule
+
+    def enabled_models(self):
+        """django-celery-beat's enabled tasks, their crontabs prefetched with the zone read as text:
+        its own prefetch loads each zone as an object, and a zone the tz database does not know
+        raises there, before any row could be skipped."""
+        crontabs = Prefetch("crontab", validation.with_zone_texts(CrontabSchedule.objects.all()))
+        queryset = self.enabled_models_qs().prefetch_related(None)
+        return list(queryset.prefetch_related("interval", "solar", "clocked", crontabs))
 
     def _get_unique_timezone_names(self):
         """The crontabs' zones, as text: a zone the tz database does not know would raise while

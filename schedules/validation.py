@@ -89,26 +89,21 @@ def interval_errors(every: Any, period: Any) -> Errors:
     if period not in PERIODS:
         return {"period": f"Unknown period {period!r}: one of {', '.join(PERIODS)}."}
     if isinstance(every, bool) or not isinstance(every, int):
-        return {"every": f"{every!r} is not a whole number."}
+        return {"every": f"every {every!r} is not a whole number."}
     if every < 1:
-        return {"every": f"Must be at least 1 (got {every})."}
+        return {"every": f"every must be at least 1 (got {every})."}
     limit = f"an interval must be between 1 second and {MAX_INTERVAL.days} days"
     if every > MAX_EVERY:
-        return {"every": f"{every} {period} is too long: {limit}."}
+        return {"every": f"every {every} {period} is too long: {limit}."}
     try:
         length = interval_length(every, period)
     except (OverflowError, TypeError):
-        return {"every": f"{every} {period} is too long: {limit}."}
+        return {"every": f"every {every} {period} is too long: {limit}."}
     if length > MAX_INTERVAL:
-        return {"every": f"{every} {period} is too long: {limit}."}
+        return {"every": f"every {every} {period} is too long: {limit}."}
     if length < MIN_INTERVAL:
-        return {"every": f"{every} {period} is too short: {limit}."}
+        return {"every": f"every {every} {period} is too short: {limit}."}
     return {}
-
-
-def check_interval(every: Any, period: Any) -> None:
-    if errors := interval_errors(every, period):
-        raise InvalidSchedule(errors)
 
 
 # Crontabs
@@ -180,24 +175,19 @@ def crontab_errors(values: Mapping[str, Any]) -> Errors:
     try:
         schedule = crontab_schedule(values)
     except ValueError as exc:  # fields that never meet, e.g. the 31st of February
-        return {"day_of_month": message_of(exc)}
+        return {"day_of_month": message_of(exc).removeprefix("Invalid crontab: ")}
     now = timezone.now().astimezone(schedule.tz)
-    horizon = "in the next 5 years"
+    never = "This crontab does not fire in the next 5 years."
     if first_fire_date(schedule, now.date()) is None:
-        return {"day_of_month": f"This crontab never fires {horizon}."}
+        return {"day_of_month": never}
     try:
         remaining = schedule.remaining_estimate(now)  # as beat computes it
         fires_at = now + remaining
     except Exception as exc:
         return {"day_of_month": f"Beat cannot compute when this crontab fires: {message_of(exc)}"}
     if fires_at - now > timedelta(days=CRONTAB_HORIZON_DAYS):
-        return {"day_of_month": f"This crontab never fires {horizon}."}
+        return {"day_of_month": never}
     return {}
-
-
-def check_crontab(values: Mapping[str, Any]) -> None:
-    if errors := crontab_errors(values):
-        raise InvalidSchedule(errors)
 
 
 # Arguments, task, queue
@@ -273,6 +263,7 @@ def stored_rows(queryset: QuerySet[PeriodicTask]) -> list[dict[str, Any]]:
             "crontab_id",
             "solar_id",
             "clocked_id",
+            "last_run_at",
             **ROW_FIELDS,
         )
     )
@@ -285,17 +276,27 @@ def row_problem(row: Mapping[str, Any]) -> str | None:
         return "it has no schedule"
     if len(kinds) > 1:
         return f"it has more than one schedule ({', '.join(kinds)})"
+    horizon = None
     if kinds == ["interval"]:
         errors = interval_errors(row["every"], row["period"])
         if errors:
-            return f"interval every {row['every']!r} {row['period']!r}: {joined(errors)}"
+            return f"interval: {joined(errors)}"
+        horizon = interval_length(row["every"], row["period"])
     if kinds == ["crontab"]:
         errors = crontab_errors({name: row[f"cron_{name}"] for name in (*CRON_FIELDS, "timezone")})
         if errors:
-            return f"crontab {joined(errors)}"
+            return f"crontab: {joined(errors)}"
+        horizon = timedelta(days=CRONTAB_HORIZON_DAYS)
+    if horizon is not None and row["last_run_at"] is not None:
+        try:
+            row["last_run_at"] + horizon  # what beat adds to find the next run
+        except OverflowError:
+            late = f"{row['last_run_at']:%Y-%m-%d}"
+            return f"last_run_at {late} is too late: its next run is past year 9999"
     for name, kind in (("args", list), ("kwargs", dict), ("headers", dict)):
         if message := json_error(row[name], kind):
-            return f"{name} {row[name]!r}: {message}"
+            text = str(row[name])
+            return f"{name}: {message} (stored: {text if len(text) <= 60 else text[:57] + '...'!r})"
     return None
 
 
@@ -325,6 +326,7 @@ def loaded_row(task: PeriodicTask) -> dict[str, Any]:
         "crontab_id": task.crontab_id,
         "solar_id": task.solar_id,
         "clocked_id": task.clocked_id,
+        "last_run_at": task.last_run_at,
         "every": task.interval.every if task.interval else None,
         "period": task.interval.period if task.interval else None,
     }
@@ -339,14 +341,22 @@ def task_problem(task: PeriodicTask) -> str | None:
     return row_problem(loaded_row(task))
 
 
-def broken_schedules() -> list[str]:
-    """Each enabled periodic task beat skips, as "name: reason", by name (for the health check)."""
+def schedule_problems() -> dict[str, str]:
+    """{name: reason} of each enabled periodic task beat skips, by name (one query)."""
     rows = stored_rows(PeriodicTask.objects.filter(enabled=True))
-    return [
-        f"{row['name']}: {problem}"
-        for row in sorted(rows, key=lambda row: row["name"])
-        if (problem := row_problem(row)) is not None
-    ]
+    problems = {row["name"]: row_problem(row) for row in sorted(rows, key=lambda r: r["name"])}
+    return {name: problem for name, problem in problems.items() if problem is not None}
+
+
+def broken_schedules() -> list[str]:
+    """Each enabled periodic task beat skips, as "name: reason", by name."""
+    return [f"{name}: {problem}" for name, problem in schedule_problems().items()]
+
+
+def broken_schedule_names() -> list[str]:
+    """The names alone, for the anonymous health check (the reasons are for staff: the API, the
+    admin, beat's log and `manage.py sync_schedules` give them)."""
+    return list(schedule_problems())
 
 
 class _TasksWithZoneText(ModelIterable):

@@ -9,6 +9,12 @@ python=${PYTHON:-python3}
 
 missing=()
 pkg-config --exists mysqlclient 2>/dev/null || missing+=(pkg-config default-libmysqlclient-dev)
+# A CJK font, so Chinese subtitles and name tags are glyphs, not boxes (engines/images.py finds it).
+cjk_font=
+for font in /usr/share/fonts/truetype/wqy/wqy-*.ttc /usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc; do
+  [ -e "$font" ] && cjk_font=$font
+done
+[ -n "$cjk_font" ] || missing+=(fonts-wqy-zenhei)
 if [ "$want_dev" = "dev" ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)  # the admin browser tests drive Debian's Chromium
 fi

@@ -24,14 +24,62 @@ from .models import (
 MAX_NAME_CHARS = 60
 MAX_DESCRIPTION_CHARS = 300
 MAX_SETTING_CHARS = 300
+MAX_VOICE_CHARS = 40
+
+
+def text_schema(limit: int, *, required: bool = False) -> dict:
+    return {"type": "string", "maxLength": limit, **({"minLength": 1} if required else {})}
+
+
+# What the validation below enforces, told to the OpenAPI schema (clean_character, clean_scene).
+CHARACTERS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_CHARACTERS,
+    "items": {
+        "type": "object",
+        "properties": {
+            "name": text_schema(MAX_NAME_CHARS, required=True),
+            "description": text_schema(MAX_DESCRIPTION_CHARS),
+            "voice": text_schema(MAX_VOICE_CHARS),
+        },
+        "required": ["name"],
+    },
+    "description": "The cast, each with a different name; `voice` an eSpeak NG voice.",
+}
+SCRIPT_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_SCENES,
+    "items": {
+        "type": "object",
+        "properties": {
+            "speaker": text_schema(MAX_NAME_CHARS, required=True),
+            "text": text_schema(MAX_LINE_CHARS, required=True),
+            "setting": text_schema(MAX_SETTING_CHARS),
+        },
+        "required": ["speaker", "text"],
+    },
+    "description": "Instead of a prompt: the scenes, each spoken by one of the characters.",
+}
+
+
+@extend_schema_field(CHARACTERS_SCHEMA)
+class CharactersField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(SCRIPT_SCHEMA)
+class ScriptField(serializers.JSONField):
+    pass
 
 
 class VideoCreateSerializer(RunCreateSerializer):
     prompt = serializers.CharField(
         required=False, allow_blank=True, max_length=MAX_PROMPT_CHARS, trim_whitespace=True
     )
-    script = serializers.JSONField(required=False)
-    characters = serializers.JSONField()
+    script = ScriptField(required=False)
+    characters = CharactersField()
     resolution = serializers.ChoiceField(
         choices=RESOLUTIONS,
         default="1280x720",
@@ -93,7 +141,7 @@ def clean_character(number: int, character) -> dict:
         "name": name,
         "description": text_value(character, "description", where, MAX_DESCRIPTION_CHARS),
     }
-    voice = text_value(character, "voice", where, 40)
+    voice = text_value(character, "voice", where, MAX_VOICE_CHARS)
     if voice:
         check_character_voice(voice, where)
         cleaned["voice"] = voice

@@ -8,7 +8,8 @@ files named by run id under MEDIA_ROOT/videos/<run id>/:
                       when the run has only a prompt)
     "portrait <n>"    storage name of character n's portrait card (an image engine call)
     "frame <n>"       storage name of scene n's frame (an image engine call)
-    "speech <n>"      storage name of scene n's spoken line (a speech engine call)
+    "speech <n>"      storage name of scene n's spoken line (a speech engine call; the
+                      line WAVs are removed once the run has succeeded)
     "narration"       {"audio": storage name, "spans": [[start, end], ...]}
     "provider job"    the remote provider's job id: a job is submitted once per run
 
@@ -37,12 +38,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from engines import EngineConfig, get_image_engine, get_speech_engine, get_text_engine
+from engines import EngineConfig, get_image_engine, get_speech_engine, get_text_engine, language
 from engines.audio import join_lines
 from engines.errors import EngineError, TransientEngineError
 from engines.interfaces import Character, ImageEngine, SpeechEngine
 from engines.media import probe
-from engines.text import is_chinese
 from engines.video import compose
 from runs import canvas
 from runs.lifecycle import RunContext
@@ -125,13 +125,20 @@ def written_scenes(run: VideoRun) -> list[dict]:
 
 
 def casting(characters: list[Character], *, sample_text: str) -> dict[str, dict]:
-    """Voice and pitch per character name: the character's own voice, else one of the defaults."""
-    chinese = is_chinese("", sample_text)
+    """Voice and pitch per character name: the character's own voice, else one of the defaults.
+
+    Voices follow the script's language: an eSpeak voice that cannot speak it becomes the
+    language's own voice with the same variant (`engines.language.voice_for`); a provider's voice
+    names (SPEECH_ENGINE=openai) are left as they are.
+    """
+    spoken = language.detect(sample_text) or "en"
+    local = not engine_config().remote_speech_only
     cast = {}
     for index, character in enumerate(characters):
-        default = "cmn" if chinese else ENGLISH_VOICES[index % len(ENGLISH_VOICES)]
+        default = ENGLISH_VOICES[index % len(ENGLISH_VOICES)]
+        voice = character.get("voice") or default
         cast[character["name"]] = {
-            "voice": character.get("voice") or default,
+            "voice": language.voice_for(voice, spoken) if local else voice,
             "pitch": PITCHES[index % len(PITCHES)],
         }
     return cast
@@ -194,8 +201,6 @@ def speak_narration(run: VideoRun, ctx: RunContext) -> None:
         speak = partial(speak_line, run, engine, index, scene)
         lines.append(media_path(ctx.once(speech_checkpoint(index), speak)))
     ctx.once(NARRATION, partial(join_narration, run, lines))
-    for line in lines:  # the narration holds them now; no later attempt needs them
-        line.unlink(missing_ok=True)
 
 
 def speak_line(run: VideoRun, engine: SpeechEngine, index: int, scene: dict) -> str:
@@ -305,6 +310,8 @@ def save_video(run: VideoRun, ctx: RunContext, path: Path) -> None:
         result.images.filter(position__gte=len(portraits)).delete()
 
     ctx.complete(save)
+    for line in run.artifact_dir.glob("line-*.wav"):  # the narration holds them now
+        line.unlink(missing_ok=True)
 
 
 # The remote provider

@@ -6,10 +6,14 @@
           video.compose)                                         # compose, which ends the run
 
 Every part carries (run id, attempt) and runs through `runs.canvas.execute_part`, which skips it
-unless the run is still running on that attempt. With a remote provider configured, compose
-hands the frames and narration to it instead and the run waits; the scan calls `poll_remote`
-(registered in VideoConfig.ready()), and when the provider is done `video.fetch_remote`
-downloads the MP4 and ends the run.
+unless the run is still running on that attempt. What a part hands on is recorded on the run as
+checkpoints (`video.steps`), so a later attempt's canvas calls no engine twice; the result rows
+are written by the part that ends the run, in the transaction that marks it succeeded.
+
+With a remote provider configured, compose hands the frames and narration to it instead (a job
+submitted once per run) and the run waits; the scan calls `poll_remote` (registered in
+VideoConfig.ready()), and when the provider is done `video.fetch_remote` downloads the MP4 and
+ends the run.
 """
 
 from __future__ import annotations

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 
-from runs.api import RunViewSet, created_response
-from runs.files import serve_file
+from runs.api import RunViewSet
+from runs.files import file_schema, serve_file
 
 from .models import VideoRun
 from .serializers import VideoCreateSerializer, VideoSerializer
-
-media_response = extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
 
 
 class VideoViewSet(RunViewSet):
@@ -24,21 +20,19 @@ class VideoViewSet(RunViewSet):
     def get_queryset(self):
         return super().get_queryset().select_related("result").prefetch_related("result__images")
 
-    @created_response
-    def create(self, request, *args, **kwargs):
-        return super().create(request, *args, **kwargs)
-
-    @media_response
+    @file_schema("video/mp4")
     @action(detail=True, methods=["get"], url_path="video", url_name="video-file")
     def video_file(self, request, pk=None):
-        return serve_file(self.result().video, request)
+        """The MP4 (H.264 + AAC)."""
+        return serve_file(self.result().video, request, "video/mp4")
 
-    @media_response
+    @file_schema("audio/wav")
     @action(detail=True, methods=["get"], url_path="audio", url_name="audio-file")
     def audio_file(self, request, pk=None):
-        return serve_file(self.result().audio, request)
+        """The narration (WAV)."""
+        return serve_file(self.result().audio, request, "audio/wav")
 
-    @media_response
+    @file_schema("image/png")
     @action(
         detail=True,
         methods=["get"],
@@ -46,10 +40,12 @@ class VideoViewSet(RunViewSet):
         url_name="image-file",
     )
     def image_file(self, request, pk=None, position=None):
-        image = self.result().images.filter(position=int(position)).first()
+        """A character's portrait (PNG), by its place in `characters` (0 first)."""
+        number = int(position) if position and len(position) < 6 else -1
+        image = self.result().images.filter(position=number).first()
         if image is None:
             raise Http404("This run has no such image.")
-        return serve_file(image.image, request)
+        return serve_file(image.image, request, "image/png")
 
     def result(self):
         """The result of a run the user may see (others' runs answer 404 from get_object)."""

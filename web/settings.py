@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -59,6 +62,38 @@ def env_seconds(name: str, default: float) -> float:
     return value
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A throttle rate such as 20/minute (second, minute, hour or day); off: no limit (None)."""
+    raw = env.str(name, default="").strip().lower() or default
+    if raw in ("off", "none"):
+        return None
+    count, _, period = raw.partition("/")
+    units = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+    if not (count.strip().isdigit() and int(count) > 0 and period.strip().rstrip("s") in units):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 20/minute (per second, minute, hour or day) or off, "
+            f"not {raw!r}"
+        )
+    return f"{int(count)}/{period.strip()}"
+
+
+def env_cache_url(name: str, broker_url: str) -> str:
+    """A redis:// URL, or locmem:// (one process only). Default: the broker's Redis, next db."""
+    raw = env.str(name, default="").strip()
+    if raw:
+        if not raw.startswith(("redis://", "rediss://", "locmem://")):
+            raise ImproperlyConfigured(
+                f"{name} must be a redis://, rediss:// or locmem:// URL, not {raw!r}"
+            )
+        return raw
+    broker = urlsplit(broker_url)
+    if broker.scheme not in ("redis", "rediss"):
+        return "locmem://"
+    db = broker.path.strip("/")
+    next_db = (int(db) + 1) % 16 if db.isdigit() else 1
+    return urlunsplit(broker._replace(path=f"/{next_db}"))
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -93,13 +128,19 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Under /api/, errors that DRF never sees (unknown paths, server errors) answer JSON too.
+    "runs.api_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic) with DEBUG off: the admin's CSS, the Swagger UI.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The admin login answers 429 while a username or address is locked out (LOGIN_* below).
+    "runs.limits.AdminLoginLockoutMiddleware",
 ]
 
 ROOT_URLCONF = "web.urls"
@@ -121,12 +162,26 @@ TEMPLATES = [
 ]
 
 # Database
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+with warnings.catch_warnings():  # django-environ's warning on an unknown URL shows the password
+    warnings.simplefilter("ignore")
+    DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 _db = DATABASES["default"]
+if "." not in _db.get("ENGINE", ""):  # django-environ knew no backend for the URL
+    _scheme, _, _rest = env.str("DATABASE_URL").partition("://")  # never echo the password
+    raise ImproperlyConfigured(
+        "DATABASE_URL must look like mysql://user:password@host:3306/name or "
+        "sqlite:////path/to/db.sqlite3, "
+        + (f"not a {_scheme}:// URL" if _rest else "and this one has no scheme")
+    )
+# `runserver` answers every request on a thread of its own that ends with the request, so a
+# persistent connection would outlive its thread, one per request (50 concurrent posts exhausted
+# MySQL's 151): there each request closes its connection. Gunicorn's threads are a fixed pool,
+# so elsewhere connections persist, at most one per thread and per worker process.
+_THREAD_PER_REQUEST = sys.argv[1:2] in (["runserver"], ["testserver"])
 if _db["ENGINE"] == "django.db.backends.mysql":
     # Workers live for days: reuse a connection for a while, but check it before each use so a
     # connection the server dropped (wait_timeout) is replaced instead of failing a task.
-    _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+    _db["CONN_MAX_AGE"] = 0 if _THREAD_PER_REQUEST else env_int("DATABASE_CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {}).update(
         {
@@ -160,6 +215,18 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# With DEBUG off, WhiteNoise serves what `manage.py collectstatic` put in STATIC_ROOT (the deploy
+# units run it before the web server starts): hashed names cached for a year, gzip copies. With
+# DEBUG on (development, the test suite) files come straight from the apps, no collectstatic.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 # Media is never served from a public path: views stream each file to its owner.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
@@ -189,14 +256,19 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON depth-limited; NUL, lone surrogates, out-of-range numbers refused (runs/api_errors.py).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "runs.api_errors.StrictJSONParser",
+        "runs.api_errors.StrictMultiPartParser",
+        "runs.api_errors.StrictFormParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "runs.api_errors.exception_handler",
+    # Proxies in front whose X-Forwarded-For is trusted for the client address (throttles, login
+    # lockout): 0 uses the connection's address; 1 behind the nginx site in deploy/.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Media runs API",
@@ -209,6 +281,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # One name for the run status choices that every run kind's serializer shares.
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunStatus"},
+    # The shared error answers (400, 401, 403, 404, 413, 415, 429) on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "runs.api_schema.add_error_responses",
+    ],
 }
 
 # Runs
@@ -239,6 +316,15 @@ AI_TTS_MODEL = env.str("AI_TTS_MODEL", default="") or "tts-1"
 AI_IMAGE_MODEL = env.str("AI_IMAGE_MODEL", default="") or "dall-e-3"
 # Past this, a provider call counts as a transient failure (retried with backoff).
 AI_TIMEOUT_SECONDS = env_seconds("AI_TIMEOUT_SECONDS", 60.0)
+# The provider's own voice names, comma-separated (Kokoro's af_heart,am_adam; LocalAI's configured
+# voices): they pass through as given and eSpeak voice names map onto them. Empty: OpenAI's six.
+AI_VOICES = tuple(v.strip() for v in env.str("AI_VOICES", default="").split(",") if v.strip())
+if bad_voices := [v for v in AI_VOICES if not all(c.isalnum() or c in "-_.:" for c in v)]:
+    raise ImproperlyConfigured(f"AI_VOICES must be comma-separated voice names, not {bad_voices}")
+# Characters the chat model reads whole in one request (its context, minus room for the answer):
+# longer sources are condensed to their key sentences first, never cut by the server. 6,000 suits
+# Ollama's default context; raise it for models with long contexts.
+AI_CONTEXT_CHARS = env_int("AI_CONTEXT_CHARS", 6000, minimum=1000)
 # A remote video renderer (docs/api.md, "Remote video provider") and its bearer token; empty:
 # the compose part renders locally with ffmpeg.
 VIDEO_PROVIDER_URL = env.str("VIDEO_PROVIDER_URL", default="").rstrip("/")
@@ -301,13 +387,22 @@ CELERY_TASK_QUEUES = [
     for name in TASK_TIME_LIMITS
 ]
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Message priority per route, in the broker's own order: Redis serves 0 first, RabbitMQ the highest
+# number first (runs/outbox.py message_priority maps a run's low/normal/high the same way). Kombu's
+# Redis transport serves all the queues a worker consumes priority-major, so maintenance (`runs.*`)
+# goes at the top: even a worker on every queue takes it before a backlog of runs (its own consumer,
+# the `system` worker, keeps it off busy processes: docs/operations.md). A sender's own priority
+# (a run's, or one set on a schedule in the admin) wins over its route's. No task default priority:
+# Celery would apply it ahead of every route's, so the catch-all route carries the default instead.
+_REDIS_BROKER = CELERY_BROKER_URL.startswith("redis")
+_TOP_PRIORITY, _NORMAL_PRIORITY = (0, 4) if _REDIS_BROKER else (9, 5)
 CELERY_TASK_ROUTES = {
-    "runs.*": {"queue": "system"},
-    "podcast.*": {"queue": "podcast"},
-    "video.*": {"queue": "video"},
+    "runs.*": {"queue": "system", "priority": _TOP_PRIORITY},
+    "podcast.*": {"queue": "podcast", "priority": _NORMAL_PRIORITY},
+    "video.*": {"queue": "video", "priority": _NORMAL_PRIORITY},
+    "*": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": _NORMAL_PRIORITY},
 }
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
-CELERY_TASK_DEFAULT_PRIORITY = 5
 # Generation tasks keep no Celery result (the run row holds it); maintenance tasks opt in.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = "django-db"
@@ -325,6 +420,36 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Keep a worker's database connection across tasks (Celery closes it around every task by
 # default, costing a new MySQL connection per run); CONN_MAX_AGE and health checks still apply.
 CELERY_DB_REUSE_MAX = 1000
+
+# Abuse limits (runs/limits.py, docs/api.md "Limits"), counted in the cache below. Rates are
+# N/second, /minute, /hour or /day, or off. Submits per user (POST /api/podcasts/, /api/videos/):
+THROTTLE_SUBMIT_RATE = env_rate("THROTTLE_SUBMIT_RATE", "20/minute")
+# Token requests (POST /api/auth/token/) per client address:
+THROTTLE_TOKEN_RATE = env_rate("THROTTLE_TOKEN_RATE", "10/minute")
+# Runs one user may have pending, queued, running or waiting at once (0: no cap; staff: exempt).
+RUN_ACTIVE_LIMIT_PER_USER = env_int("RUN_ACTIVE_LIMIT_PER_USER", 10)
+# Failed logins (admin and token endpoint) before a lockout of LOGIN_COOLOFF_SECONDS: for one
+# username from one client address, and for any usernames from one address (0: no lockout).
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 20)
+LOGIN_COOLOFF_SECONDS = env_int("LOGIN_COOLOFF_SECONDS", 15 * 60, minimum=1)
+# The cache every web process shares (throttle and lockout counters): Redis at CACHE_URL, by
+# default the broker's Redis on the next database number; local memory (counted per process)
+# when the broker is not Redis, or with CACHE_URL=locmem://.
+CACHE_URL = env_cache_url("CACHE_URL", CELERY_BROKER_URL)
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        if CACHE_URL.startswith("locmem://")
+        else {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="") or "mediaruns",
+            # A cache that does not answer fails fast; the limits then let requests through.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    )
+}
 
 # Logging: to stderr; the scripts redirect worker and beat output to files under LOG_DIR.
 LOGGING = {

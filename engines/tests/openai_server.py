@@ -9,6 +9,15 @@
 
 Chat replies answer the JSON request the engines send (task outline / transcript / video_script);
 set `server.chat_content` to send a fixed content string instead (e.g. something unparseable).
+
+It behaves like the servers users run, when asked to:
+- `streamed_wav=True`: speech comes as OpenAI, Kokoro-FastAPI and ffmpeg-based servers stream it,
+  a 24 kHz WAV whose RIFF and data sizes are 0xFFFFFFFF, sent without a Content-Length;
+- `voices=("af_heart", ...)`: only the server's own voice names are known (Kokoro's, LocalAI's);
+  any other voice, OpenAI's six included, is refused with a 400 as those servers do;
+- `context_chars=N`: the model reads only the last N characters of a chat (Ollama's default
+  context cuts silently); `server.truncated` counts the chats it cut, and a cut request, no
+  longer JSON, gets an answer the engines cannot use.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 SPEECH_RATE = 16000
+STREAMED_RATE = 24000  # what OpenAI and Kokoro send
+UNKNOWN_SIZE = 0xFFFFFFFF
 SECONDS_PER_WORD = 0.25
 
 
@@ -56,11 +67,22 @@ class RecordedRequest:
 class OpenAIServer:
     """Threaded HTTP server on a free port; a context manager that starts and stops it."""
 
-    def __init__(self, *, timeout_delay_seconds: float = 3.0) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_delay_seconds: float = 3.0,
+        streamed_wav: bool = False,
+        voices: tuple[str, ...] | None = None,
+        context_chars: int | None = None,
+    ) -> None:
         self.requests: list[RecordedRequest] = []
         self.failures: list[Fault] = []
         self.chat_content: str | None = None
         self.timeout_delay_seconds = timeout_delay_seconds
+        self.streamed_wav = streamed_wav
+        self.voices = voices
+        self.context_chars = context_chars
+        self.truncated = 0
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -83,6 +105,19 @@ class OpenAIServer:
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
+
+    def read_within_context(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The chat as a model with a context of `context_chars` sees it: its end only."""
+        limit = self.context_chars
+        messages = body.get("messages") or []
+        total = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+        if limit is None or total <= limit or not messages:
+            return body
+        with self._lock:
+            self.truncated += 1
+        last = dict(messages[-1])
+        last["content"] = str(last.get("content", ""))[-limit:]
+        return {**body, "messages": [last]}
 
     def __enter__(self) -> OpenAIServer:
         self._thread.start()
@@ -131,6 +166,7 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def _route(self, body: dict[str, Any]) -> None:
             if self.path.endswith("/chat/completions"):
+                body = server.read_within_context(body)
                 content = server.chat_content or json.dumps(chat_reply(body), ensure_ascii=False)
                 message = {"role": "assistant", "content": content}
                 self._send_json(
@@ -143,14 +179,33 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                     },
                 )
             elif self.path.endswith("/audio/speech"):
-                self._send(
-                    200, "audio/wav", speech_wav(body.get("input", ""), body.get("voice", ""))
-                )
+                voice = str(body.get("voice", ""))
+                if server.voices is not None and voice not in server.voices:
+                    known = ", ".join(server.voices)
+                    message = f"Voice '{voice}' not found. Available voices: {known}"
+                    return self._send_json(400, {"error": {"message": message}})
+                if server.streamed_wav:
+                    return self._stream(streamed_speech_wav(body.get("input", ""), voice))
+                self._send(200, "audio/wav", speech_wav(body.get("input", ""), voice))
             elif self.path.endswith("/images/generations"):
                 png = base64.b64encode(image_png(body.get("prompt", ""))).decode()
                 self._send_json(200, {"created": int(time.time()), "data": [{"b64_json": png}]})
             else:
                 self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+        def _stream(self, data: bytes) -> None:
+            """No Content-Length: the body ends when the connection closes, in pieces."""
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for start in range(0, len(data), 4096):
+                    self.wfile.write(data[start : start + 4096])
+                    self.wfile.flush()
+                self.close_connection = True
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def _send_json(self, status: int, payload: dict[str, Any]) -> None:
             self._send(status, "application/json", json.dumps(payload).encode())
@@ -225,6 +280,23 @@ def speech_wav(text: str, voice: str) -> bytes:
         wav.setframerate(SPEECH_RATE)
         wav.writeframes(frames)
     return buffer.getvalue()
+
+
+def streamed_speech_wav(text: str, voice: str) -> bytes:
+    """The same tone at 24 kHz with the header a streaming server writes: sizes 0xFFFFFFFF."""
+    seconds = min(10.0, max(0.3, SECONDS_PER_WORD * len(text.split())))
+    frequency = 180 + zlib.crc32(voice.encode()) % 200
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * frequency * i / STREAMED_RATE)))
+        for i in range(int(seconds * STREAMED_RATE))
+    )
+    fmt = struct.pack("<HHIIHH", 1, 1, STREAMED_RATE, STREAMED_RATE * 2, 2, 16)
+    header = (
+        b"RIFF" + struct.pack("<I", UNKNOWN_SIZE) + b"WAVE"
+        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        + b"data" + struct.pack("<I", UNKNOWN_SIZE)
+    )  # fmt: skip
+    return header + frames
 
 
 def image_png(prompt: str) -> bytes:

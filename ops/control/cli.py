@@ -1,14 +1,19 @@
 """Operate the Celery side of the project: start, stop, watch and empty it.
 
-    python run_celery.py both                      worker on every project queue + beat, detached
+    python run_celery.py both                      the two worker nodes + beat, detached
     python run_celery.py worker --concurrency 4    or: beat
+    python run_celery.py worker --queues video     one worker node on exactly those queues
     python run_celery.py status                    exit 0 healthy, 1 degraded, 2 down
-    python run_celery.py stop [worker|beat] [--timeout S]
-    python run_celery.py restart [worker|beat]
+    python run_celery.py stop [worker|worker_system|beat] [--timeout S]
+    python run_celery.py restart [worker|worker_system|beat]
     python run_celery.py purge [--queue Q] [--yes]
-    python run_celery.py monitor [--port P]        Flower on 127.0.0.1, else `celery events`
+    python run_celery.py monitor [--port P] [--read-only]  Flower on 127.0.0.1 (or `celery events`)
     python run_celery.py inspect active|scheduled|reserved|registered|stats|ping|conf
-    python run_celery.py logs [worker|beat] [N] [--follow]
+    python run_celery.py logs [worker|worker_system|beat] [N] [--follow]
+
+Two worker nodes: `worker` consumes every project queue but `system` (--concurrency processes),
+`worker_system` consumes `system` alone, so maintenance never waits behind generation work.
+`worker` as a service name means both nodes.
 
 Detached processes keep a pid file and a size-rotated log under LOG_DIR (default logs/). Under
 supervisor or systemd run Celery in the foreground instead (deploy/). docs/operations.md has more.
@@ -28,7 +33,7 @@ from django.db import DatabaseError
 from kombu.exceptions import OperationalError
 
 from .errors import OpsError
-from .processes import SERVICES
+from .processes import SERVICE_CHOICES
 
 INSPECT_VERBS = ("active", "scheduled", "reserved", "registered", "stats", "ping", "conf")
 
@@ -112,40 +117,55 @@ def build_parser() -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser, metavar="verb")
-    for verb, helptext in (("worker", "start a detached worker"), ("beat", "start a detached beat"),
-                           ("both", "start a worker on every queue and beat"),
+    for verb, helptext in (("worker", "start the two worker nodes (one with --queues), detached"),
+                           ("beat", "start a detached beat"),
+                           ("both", "start the two worker nodes and beat"),
                            ("restart", "stop, then start again")):  # fmt: skip
         sub = verbs.add_parser(verb, help=helptext)
         if verb == "restart":
-            sub.add_argument("service", nargs="?", choices=(*SERVICES, "both"), default="both")
+            sub.add_argument("service", nargs="?", choices=SERVICE_CHOICES, default="both")
             sub.add_argument(
                 "--timeout", type=seconds, default=60, help="warm-shutdown bound, seconds"
             )
         add_start_options(sub)
     verbs.add_parser("status", help="processes, ping, queues, beat's last tick, runs; exit 0/1/2")
     stop = verbs.add_parser("stop", help="warm shutdown, then kill after --timeout")
-    stop.add_argument("service", nargs="?", choices=(*SERVICES, "both"), default="both")
+    stop.add_argument("service", nargs="?", choices=SERVICE_CHOICES, default="both")
     stop.add_argument("--timeout", type=seconds, default=60, help="seconds to wait before killing")
     purge = verbs.add_parser("purge", help="empty the project's queues")
     purge.add_argument("--queue", help="only this queue")
     purge.add_argument("--yes", "-f", action="store_true", help="do not ask")
     monitor = verbs.add_parser("monitor", help="Flower on 127.0.0.1 (or `celery events`)")
     monitor.add_argument("--port", type=positive_int, default=5555)
+    monitor.add_argument(
+        "--read-only", action="store_true", help="Flower watches only: no revoke, no pool changes"
+    )
     inspect = verbs.add_parser("inspect", help="Celery's inspect on every worker")
     inspect.add_argument("what", choices=INSPECT_VERBS)
     inspect.add_argument("--timeout", type=seconds, default=2)
     logs = verbs.add_parser("logs", help="the last lines of the worker and beat logs")
-    logs.add_argument("service", nargs="?", choices=(*SERVICES, "both"), default="both")
+    logs.add_argument("service", nargs="?", choices=SERVICE_CHOICES, default="both")
     logs.add_argument("lines", nargs="?", type=positive_int, default=50)
     logs.add_argument("--follow", action="store_true")
     return parser
 
 
 def add_start_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--concurrency", type=positive_int, default=os.cpu_count() or 2)
+    sub.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=os.cpu_count() or 2,
+        help="the generation worker's processes (the system worker keeps its own few)",
+    )
     sub.add_argument("--loglevel", default="INFO", type=str.upper,
                      choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))  # fmt: skip
-    sub.add_argument("--queues", help="comma-separated; default every project queue")
     sub.add_argument(
-        "--pool", default="prefork", choices=("prefork", "solo", "threads", "gevent", "eventlet")
+        "--queues",
+        help="comma-separated: one worker node on exactly these queues instead of the two nodes",
+    )
+    sub.add_argument(
+        "--pool",
+        default="prefork",
+        choices=("prefork", "solo", "threads", "gevent", "eventlet"),
+        help="the generation worker's pool (the system worker stays prefork: hard time limits)",
     )

@@ -11,14 +11,24 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ops.commandline import GENERATION_WORKER, SYSTEM_WORKER
+
 from .errors import OpsError
 
-SERVICES = ("worker", "beat")
+# The worker nodes (the generation worker and the system worker: ops.commandline.worker_layout),
+# then beat. Each is a service with a pid file and a log of its own.
+WORKERS = (GENERATION_WORKER, SYSTEM_WORKER)
+SERVICES = (*WORKERS, "beat")
+# What a verb's optional service argument accepts: `worker` means both worker nodes.
+SERVICE_CHOICES = ("worker", SYSTEM_WORKER, "beat", "both")
 
 
 def chosen(service: str | None) -> tuple[str, ...]:
-    """The services a verb's optional `worker|beat|both` argument names (both by default)."""
-    return SERVICES if service in (None, "both") else (service,)
+    """The services a verb's optional `worker|worker_system|beat|both` argument names (all by
+    default; `worker` is both worker nodes, `worker_system` the system worker alone)."""
+    if service in (None, "both"):
+        return SERVICES
+    return WORKERS if service == GENERATION_WORKER else (service,)
 
 
 def log_dir() -> Path:
@@ -145,6 +155,20 @@ def wait_for_pid_file(name: str, process: subprocess.Popen[bytes], timeout: floa
         if time.monotonic() > deadline:
             raise OpsError(
                 f"{name} did not write its pid file within {timeout:.0f} s; see {log_path(name)}."
+            )
+        time.sleep(0.2)
+
+
+def stays_up(name: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    """Watch a started service for `seconds` more: beat writes its pid file before it loads its
+    schedule, and a beat that dies then must be reported, not called started."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = "\n".join(log_path(name).read_text(errors="replace").splitlines()[-15:])
+            print(tail, file=sys.stderr)
+            raise OpsError(
+                f"{name} exited at start (code {process.returncode}); see {log_path(name)}."
             )
         time.sleep(0.2)
 

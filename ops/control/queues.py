@@ -66,7 +66,7 @@ def purge(args: argparse.Namespace) -> int:
     print(f"Purged {purged} message(s) from {', '.join(queues)}.")
     print(
         f"Runs are not deleted: the {queued_runs()} run(s) now queued keep their rows, and the "
-        "scan dispatches a queued run that never started again once it has waited "
-        "requeue_after_seconds (an hour by default); the admin's re-dispatch action sends one now."
+        "scan sends a queued run whose message is gone again within a scan or two (it compares "
+        "queued runs with what the broker holds); the admin's re-dispatch action sends one now."
     )
     return 0

@@ -1,4 +1,6 @@
-"""Starting and stopping worker and beat: detached, with pid files, warm shutdown then kill."""
+"""Starting and stopping the worker nodes and beat: detached, with pid files, warm shutdown then
+kill. The worker nodes are ops.commandline.worker_layout's: the generation worker and the system
+worker, or one node on an explicit `--queues`."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ import os
 import signal
 import socket
 import time
+from dataclasses import dataclass
 
 from celery import current_app
 from kombu.utils.url import maybe_sanitize_url
 
 from ops.checks import broker_error, database_error, ping_workers
-from ops.commandline import beat_command, worker_command
+from ops.commandline import GENERATION_WORKER, SYSTEM_WORKER, beat_command, worker_layout
 
 from .errors import DEGRADED, HEALTHY, OpsError
 from .processes import (
@@ -24,16 +27,19 @@ from .processes import (
     pid_path,
     running_pid,
     spawn_detached,
+    stays_up,
     wait_for_pid_file,
 )
 
 # An operator waits a little longer than a health check: three seconds and one retry.
 BROKER_TIMEOUT_SECONDS = 3
 BROKER_RETRIES = 1
+BEAT_SETTLE_SECONDS = 2  # a beat that dies within this of writing its pid file was not started
 
 
-def node_name() -> str:
-    return f"worker@{socket.gethostname()}"
+def node_name(prefix: str = "worker") -> str:
+    """A worker node's Celery name on this machine: worker@host, system@host."""
+    return f"{prefix}@{socket.gethostname()}"
 
 
 def broker_url() -> str:
@@ -62,17 +68,42 @@ def require_database() -> None:
 # -- Starting ------------------------------------------------------------------------------------
 
 
-def service_command(name: str, args: argparse.Namespace) -> list[str]:
-    if name == "beat":
-        return beat_command(loglevel=args.loglevel, pidfile=pid_path("beat"))
-    return worker_command(
-        hostname=node_name(),
-        queues=args.queues.split(",") if args.queues else None,
-        concurrency=args.concurrency,
-        pool=args.pool,
-        loglevel=args.loglevel,
-        pidfile=pid_path("worker"),
-    )
+@dataclass(frozen=True)
+class Planned:
+    """A service about to start: its command line and, for a worker node, its Celery node name."""
+
+    name: str
+    command: list[str]
+    node: str | None = None
+    queues: tuple[str, ...] = ()
+
+
+def plan(args: argparse.Namespace, names: tuple[str, ...]) -> list[Planned]:
+    """What starting `names` means under the options: the worker nodes of the layout (both, or
+    one node on `--queues`), then beat."""
+    queues = args.queues.split(",") if args.queues else None
+    if queues and names == (SYSTEM_WORKER,):
+        raise OpsError(
+            f"--queues starts one worker node on those queues; use `worker --queues`, not "
+            f"{SYSTEM_WORKER}.",
+            2,
+        )
+    planned = [
+        Planned(
+            node.name,
+            node.command(
+                hostname=node_name(node.prefix), loglevel=args.loglevel, pidfile=pid_path(node.name)
+            ),
+            node_name(node.prefix),
+            node.queues,
+        )
+        for node in worker_layout(concurrency=args.concurrency, queues=queues, pool=args.pool)
+        if node.name in names
+    ]
+    if "beat" in names:
+        command = beat_command(loglevel=args.loglevel, pidfile=pid_path("beat"))
+        planned.append(Planned("beat", command))
+    return planned
 
 
 def refuse_if_running(name: str) -> None:
@@ -81,31 +112,39 @@ def refuse_if_running(name: str) -> None:
         raise OpsError(f"{name} is already running (pid {pid}); stop it first with `stop {name}`.")
 
 
-def wait_for_ping(timeout: float = 60) -> bool:
+def wait_for_ping(nodes: set[str], timeout: float = 60) -> set[str]:
+    """Wait until every node in `nodes` answers a ping; return those that never did."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if node_name() in ping_workers(timeout=1):
-            return True
-    return False
-
-
-def start_service(name: str, args: argparse.Namespace) -> int:
-    refuse_if_running(name)
-    process = spawn_detached(name, service_command(name, args))
-    wait_for_pid_file(name, process)
-    if name == "worker" and not wait_for_ping():
-        print(f"worker started (pid {process.pid}) but answers no ping yet; see {log_path(name)}.")
-        return DEGRADED
-    print(f"{name} started (pid {process.pid}); log: {log_path(name)}")
-    return HEALTHY
+    silent = set(nodes)
+    while silent and time.monotonic() < deadline:
+        silent -= set(ping_workers(timeout=1))
+    return silent
 
 
 def start(args: argparse.Namespace, names: tuple[str, ...]) -> int:
+    """Start the services (refusing before starting anything if one already runs, so `both`
+    never half-starts); wait for each pid file, then for every worker node's ping."""
     require_broker()
     require_database()
-    for name in names:  # refuse before starting anything, so `both` never half-starts
-        refuse_if_running(name)
-    return max(start_service(name, args) for name in names)
+    planned = plan(args, names)
+    for service in planned:
+        refuse_if_running(service.name)
+    started = {}
+    for service in planned:
+        process = spawn_detached(service.name, service.command)
+        wait_for_pid_file(service.name, process)
+        if service.node is None:  # beat answers no ping: see that it survives loading its schedule
+            stays_up(service.name, process, BEAT_SETTLE_SECONDS)
+        started[service.name] = process.pid
+    silent = wait_for_ping({service.node for service in planned if service.node})
+    for service in planned:
+        pid, log = started[service.name], log_path(service.name)
+        queues = f", queues {','.join(service.queues)}" if service.queues else ""
+        if service.node in silent:
+            print(f"{service.name} started (pid {pid}{queues}) but answers no ping yet; see {log}.")
+        else:
+            print(f"{service.name} started (pid {pid}{queues}); log: {log}")
+    return DEGRADED if silent else HEALTHY
 
 
 # -- Stopping ------------------------------------------------------------------------------------
@@ -134,8 +173,14 @@ def stop_service(name: str, timeout: float) -> None:
     pid_path(name).unlink(missing_ok=True)
 
 
+def stop_order(names: tuple[str, ...]) -> list[str]:
+    """Beat first (it stops feeding the workers), the system worker last (maintenance goes on
+    while the generation worker lets its renders finish)."""
+    return [name for name in ("beat", GENERATION_WORKER, SYSTEM_WORKER) if name in names]
+
+
 def stop(args: argparse.Namespace) -> int:
-    for name in reversed(chosen(args.service)):  # beat first: it stops feeding the worker
+    for name in stop_order(chosen(args.service)):
         stop_service(name, args.timeout)
     return 0
 
@@ -144,6 +189,7 @@ def restart(args: argparse.Namespace) -> int:
     names = chosen(args.service)
     require_broker()
     require_database()
-    for name in reversed(names):
+    plan(args, names)  # a bad combination of options is refused before anything stops
+    for name in stop_order(names):
         stop_service(name, args.timeout)
     return start(args, names)

@@ -29,16 +29,22 @@ def monitor(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("flower") is None:
         print("Flower is not installed; showing `celery events` instead.")
         return exec_celery(["events"])
-    if ":" not in settings.FLOWER_BASIC_AUTH:
-        raise OpsError(
-            "Set FLOWER_BASIC_AUTH=user:password first: Flower shows task arguments and can revoke."
-        )
+    from ops.flower import basic_auth_problem  # credentials required, neither part empty
+
+    problem = basic_auth_problem(settings.FLOWER_BASIC_AUTH)
+    if problem:
+        raise OpsError(problem, 2)
     state = log_dir() / "flower.db"
-    print(f"Flower on http://127.0.0.1:{args.port}/ (state in {state}); Ctrl-C stops it.")
+    mode = ", read-only" if args.read_only else ""
+    print(f"Flower on http://127.0.0.1:{args.port}/ (state in {state}{mode}); Ctrl-C stops it.")
     # Flower reads FLOWER_BASIC_AUTH from the environment itself: no password in `ps` output.
+    # deploy/flowerconfig.py puts /metrics and /healthcheck behind the same login (ops/flower.py);
+    # --read_only is Flower's own: every operation (revoke, pool, rate limit, apply) answers 403.
     return exec_celery([
-        "flower", "--address=127.0.0.1", f"--port={args.port}",
+        "flower", f"--conf={settings.BASE_DIR / 'deploy' / 'flowerconfig.py'}",
+        "--address=127.0.0.1", f"--port={args.port}",
         "--persistent=True", f"--db={state}", "--state_save_interval=60000",
+        *(["--read_only=True"] if args.read_only else []),
     ])  # fmt: skip
 
 

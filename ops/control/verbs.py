@@ -9,10 +9,10 @@ from ops.commandline import project_queues
 
 from . import queues, services, status, tools
 from .errors import OpsError
-from .processes import SERVICES
+from .processes import SERVICES, WORKERS
 
 VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "worker": lambda args: services.start(args, ("worker",)),
+    "worker": lambda args: services.start(args, WORKERS),
     "beat": lambda args: services.start(args, ("beat",)),
     "both": lambda args: services.start(args, SERVICES),
     "restart": services.restart,

@@ -13,7 +13,13 @@ import pytest
 import redis
 from celery import current_app
 
-from ops.commandline import project_queues
+from ops.commandline import (
+    GENERATION_WORKER,
+    SYSTEM_CONCURRENCY,
+    SYSTEM_QUEUE,
+    SYSTEM_WORKER,
+    generation_queues,
+)
 from ops.testing import PYTHON, ROOT, RedisServer, service_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,6 +53,9 @@ class Ops:
         path = self.log_dir / f"{name}.pid"
         return int(path.read_text()) if path.exists() else None
 
+    def pids(self) -> dict[str, int | None]:
+        return {name: self.pid(name) for name in SERVICES}
+
     def healthy_status(self) -> subprocess.CompletedProcess | None:
         result = self.run("status")
         return result if result.returncode == 0 else None
@@ -60,6 +69,18 @@ class Ops:
     def send(self, queue: str) -> None:
         with current_app.connection_for_write(url=self.broker.url) as conn:
             current_app.send_task("nothing.consumes.this", queue=queue, connection=conn)
+
+
+SERVICES = (GENERATION_WORKER, SYSTEM_WORKER, "beat")  # what `both` starts, by pid file name
+
+
+def field(output: str, label: str) -> str:
+    """The text after a label in `status` output (the label column is padded)."""
+    for line in output.splitlines():
+        head, _, rest = line.partition(" ")
+        if head == label:
+            return rest.strip()
+    raise AssertionError(f"no {label!r} line in:\n{output}")
 
 
 def alive(pid: int) -> bool:
@@ -93,7 +114,7 @@ def ops(tmp_path):
     broker = RedisServer().start()
     ops = Ops(broker, tmp_path / "logs")
     yield ops
-    for name in ("worker", "beat"):  # never leave a process behind, even when a test failed
+    for name in SERVICES:  # never leave a process behind, even when a test failed
         pid = ops.pid(name)
         if pid and alive(pid):
             os.killpg(pid, signal.SIGKILL)
@@ -103,22 +124,37 @@ def ops(tmp_path):
 def test_both_status_purge_restart_and_stop_through_the_scripts(ops):
     started = ops.shell("both", "--concurrency", "1")
     assert started.returncode == 0, started.stdout + started.stderr
-    assert "worker started (pid" in started.stdout and "beat started (pid" in started.stdout
-    first = {name: ops.pid(name) for name in ("worker", "beat")}
-    assert all(first.values()) and all(alive(pid) for pid in first.values())
+    for name in SERVICES:
+        assert f"{name} started (pid" in started.stdout, started.stdout
+    assert f"queues {','.join(generation_queues())})" in started.stdout
+    assert f"queues {SYSTEM_QUEUE})" in started.stdout
+    first = ops.pids()
+    assert all(first.values()) and len(set(first.values())) == 3
+    assert all(alive(pid) for pid in first.values() if pid)
+    assert "ready." in (ops.log_dir / f"{SYSTEM_WORKER}.log").read_text()
 
     status = wait_for(ops.healthy_status, timeout=60, what="status to say healthy")
     assert "status: healthy" in status.stdout
-    assert "answered" in status.stdout and "last tick" in status.stdout
-    assert "queues   system" in status.stdout and "runs     sleeper.sleeprun" in status.stdout
+    # Two nodes answer: the generation worker without `system`, the system worker on it alone.
+    ping = field(status.stdout, "ping")
+    assert ping.endswith("answered") and f"({SYSTEM_QUEUE})" in ping
+    assert f"({', '.join(sorted(generation_queues()))})" in ping
+    for name in SERVICES:
+        assert field(status.stdout, name).startswith("running, pid")
+    assert field(status.stdout, "queues").startswith(f"{SYSTEM_QUEUE} 0")
+    assert "last tick" in status.stdout and "runs           sleeper.sleeprun" in status.stdout
 
     again = ops.run("both")
     assert "worker is already running" in one_sentence(again)
     assert ops.pid("worker") == first["worker"]
 
-    stopped = ops.run("stop", "worker", "--timeout", "30")
+    stopped = ops.run("stop", "worker", "--timeout", "30")  # `worker`: both worker nodes
     assert "worker stopped" in stopped.stdout, stopped.stdout + stopped.stderr
-    assert not alive(first["worker"]) and not group_alive(first["worker"])
+    assert f"{SYSTEM_WORKER} stopped" in stopped.stdout, stopped.stdout
+    for name in (GENERATION_WORKER, SYSTEM_WORKER):
+        pid = first[name]
+        assert pid and not alive(pid) and not group_alive(pid)
+    assert first["beat"] and alive(first["beat"])
     for queue in ("podcast", "video", "video", "celery"):
         ops.send(queue)
     assert ops.waiting("video") == 2
@@ -136,9 +172,9 @@ def test_both_status_purge_restart_and_stop_through_the_scripts(ops):
 
     restarted = ops.run("restart", "--concurrency", "1", "--timeout", "30")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    second = {name: ops.pid(name) for name in ("worker", "beat")}
+    second = ops.pids()
     assert second["beat"] != first["beat"] and not alive(first["beat"])
-    assert all(alive(pid) for pid in second.values())
+    assert all(pid and alive(pid) for pid in second.values())
     wait_for(ops.healthy_status, timeout=60, what="status to say healthy after restart")
 
     registered = ops.run("inspect", "registered")  # Celery's own inspect, through the script
@@ -150,9 +186,27 @@ def test_both_status_purge_restart_and_stop_through_the_scripts(ops):
 
     final = ops.shell("stop", "--timeout", "30")
     assert final.returncode == 0, final.stdout + final.stderr
-    assert "beat stopped" in final.stdout and "worker stopped" in final.stdout
-    assert not any(alive(pid) or group_alive(pid) for pid in second.values())
+    for name in SERVICES:
+        assert f"{name} stopped" in final.stdout, final.stdout
+    assert not any(alive(pid) or group_alive(pid) for pid in second.values() if pid)
     assert not list(ops.log_dir.glob("*.pid"))
+
+
+def test_worker_with_queues_is_one_node_and_status_names_a_queue_nobody_consumes(ops):
+    """An explicit --queues bypasses the two-node layout: one node on exactly those queues."""
+    started = ops.run("worker", "--queues", ",".join(generation_queues()), "--concurrency", "1")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert ops.pid(GENERATION_WORKER) and ops.pid(SYSTEM_WORKER) is None
+
+    status = ops.run("status")
+    assert status.returncode == 1, status.stdout  # degraded: beat is not running either
+    assert f"no worker consumes {SYSTEM_QUEUE}: maintenance does not run" in status.stdout
+    assert field(status.stdout, "consumers") == f"no worker consumes {SYSTEM_QUEUE}"
+
+    stopped = ops.run("stop", "--timeout", "30")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "worker stopped" in stopped.stdout
+    assert f"{SYSTEM_WORKER} is not running." in stopped.stdout
 
 
 def test_a_stale_pid_file_is_noticed_and_removed(ops):
@@ -188,7 +242,8 @@ def test_every_verb_says_one_sentence_when_the_broker_is_down(ops):
         assert "cannot be reached" in sentence and "start Redis" in sentence, sentence
     status = ops.run("status")
     assert status.returncode == 2
-    assert "broker   unreachable" in status.stdout and "Traceback" not in status.stderr
+    assert field(status.stdout, "broker").startswith("unreachable")
+    assert "Traceback" not in status.stderr
     assert not (ops.log_dir / "worker.pid").exists()
 
 
@@ -199,6 +254,7 @@ def test_bad_arguments_and_a_missing_database_get_one_sentence(ops):
         ("stop", "--timeout", "soon"): "--timeout",
         ("inspect", "everything"): "invalid choice",
         ("worker", "--queues", "podcast,nope"): "unknown queue",
+        ("restart", SYSTEM_WORKER, "--queues", "system"): "one worker node on those queues",
         ("frobnicate",): "invalid choice",
     }
     for args, expected in cases.items():
@@ -210,31 +266,54 @@ def test_bad_arguments_and_a_missing_database_get_one_sentence(ops):
     refused = ops.run("both", **no_database)
     assert "The database cannot be reached" in one_sentence(refused)
     status = ops.run("status", **no_database)
-    assert status.returncode == 2 and "database unreachable" in status.stdout
+    assert status.returncode == 2 and field(status.stdout, "database").startswith("unreachable")
     assert "Traceback" not in status.stdout + status.stderr
 
 
 def test_deploy_units_match_the_settings():
-    """Supervisor and systemd wait out the longest hard limit; queues and scheduler match."""
+    """Supervisor and systemd run the two worker nodes of the layout (queues, node names, the
+    system worker's processes), wait out the hard limits, and beat runs the settings' scheduler."""
     import configparser
 
     from django.conf import settings
 
+    from ops.commandline import worker_layout
+
+    layout = {node.name: node for node in worker_layout(concurrency=4)}
+    assert set(layout) == {GENERATION_WORKER, SYSTEM_WORKER}
+    stop_bound = {
+        GENERATION_WORKER: settings.LONGEST_HARD_LIMIT,
+        SYSTEM_WORKER: settings.TASK_TIME_LIMITS[SYSTEM_QUEUE][1],
+    }
+    programs = {GENERATION_WORKER: "mediaruns_worker", SYSTEM_WORKER: "mediaruns_system_worker"}
+    units = {GENERATION_WORKER: "mediaruns-worker", SYSTEM_WORKER: "mediaruns-system-worker"}
+
     supervisor = configparser.RawConfigParser()
     supervisor.read(ROOT / "deploy" / "supervisor" / "mediaruns.conf")
-    worker = supervisor["program:mediaruns_worker"]
-    assert int(worker["stopwaitsecs"]) >= settings.LONGEST_HARD_LIMIT
-    assert worker["killasgroup"] == "true" and worker["stopasgroup"] == "false"
-    queues = ",".join(project_queues())
-    assert f"--queues {queues}" in worker["command"]
+    in_group = supervisor["group:mediaruns"]["programs"].split(",")
+    for name, node in layout.items():
+        program = supervisor[f"program:{programs[name]}"]
+        assert programs[name] in in_group
+        assert int(program["stopwaitsecs"]) >= stop_bound[name]
+        assert program["killasgroup"] == "true" and program["stopasgroup"] == "false"
+        assert f"--queues {','.join(node.queues)} " in program["command"]
+        assert f"--hostname {node.prefix}@" in program["command"]
+    assert (
+        f"--concurrency {SYSTEM_CONCURRENCY} "
+        in supervisor[f"program:{programs[SYSTEM_WORKER]}"]["command"]
+    )
     assert (
         f"--scheduler {settings.CELERY_BEAT_SCHEDULER}"
         in supervisor["program:mediaruns_beat"]["command"]
     )
 
-    systemd = (ROOT / "deploy" / "systemd" / "mediaruns-worker.service").read_text()
-    timeout = next(line for line in systemd.splitlines() if line.startswith("TimeoutStopSec="))
-    assert int(timeout.split("=")[1]) >= settings.LONGEST_HARD_LIMIT
-    assert "KillMode=mixed" in systemd and f"--queues {queues}" in systemd
+    for name, node in layout.items():
+        unit = (ROOT / "deploy" / "systemd" / f"{units[name]}.service").read_text()
+        timeout = next(line for line in unit.splitlines() if line.startswith("TimeoutStopSec="))
+        assert int(timeout.split("=")[1]) >= stop_bound[name]
+        assert "KillMode=mixed" in unit and f"--queues {','.join(node.queues)} " in unit
+        assert f"--hostname {node.prefix}@%H" in unit
+        if name == SYSTEM_WORKER:
+            assert f"--concurrency {SYSTEM_CONCURRENCY} " in unit
     beat = (ROOT / "deploy" / "systemd" / "mediaruns-beat.service").read_text()
     assert f"--scheduler {settings.CELERY_BEAT_SCHEDULER}" in beat

@@ -97,6 +97,7 @@ def raw_task(
     args: str = "[]",
     kwargs: str = "{}",
     enabled: bool = True,
+    last_run_at: str | None = None,
 ) -> int:
     """An enabled periodic task inserted with raw SQL; beat is told, as after any write."""
     pk = insert_row(
@@ -110,6 +111,7 @@ def raw_task(
         headers="{}",
         one_off=False,
         enabled=enabled,
+        last_run_at=last_run_at,
         total_run_count=0,
         date_changed=timezone.now(),
         description="",
@@ -135,4 +137,6 @@ def bad_rows() -> dict[str, str]:
     }
     for name, (interval, crontab, args, kwargs, _) in rows.items():
         raw_task(name, interval=interval, crontab=crontab, args=args, kwargs=kwargs)
-    return {name: row[-1] for name, row in rows.items()}
+    # Beat would add the interval to this and overflow.
+    raw_task("bad last run", interval=every(1, "days").pk, last_run_at="9999-12-31 00:00:00")
+    return {name: row[-1] for name, row in rows.items()} | {"bad last run": "9999"}

@@ -4,13 +4,17 @@ firing the good schedule."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from ops.health import health_cache
 from ops.testing import wait_for
+from schedules.beat import BROKEN_RETRY_SECONDS, LeaderEntry
 from schedules.seeding import sync_schedules
 from schedules.tests.helpers import (
     bad_rows,
@@ -107,6 +111,30 @@ def test_the_admin_lists_answer_and_mark_the_bad_rows(client, django_user_model)
 
 
 @pytest.mark.django_db
+def test_a_crontab_with_an_unknown_zone_can_be_fixed_in_the_admin(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("op", password="long-pass-6"))
+    cron = raw_crontab(minute="15", hour="3", timezone="Mars/Olympus")
+    task = raw_task("bad zone", crontab=cron)
+    url = reverse("admin:django_celery_beat_crontabschedule_change", args=[cron])
+    page = client.get(url)
+    assert page.status_code == 200 and "bad zone" in page.content.decode()
+    form = {
+        "minute": "15",
+        "hour": "3",
+        "day_of_week": "*",
+        "day_of_month": "*",
+        "month_of_year": "*",
+        "timezone": "Europe/Paris",
+        "periodictask_set-TOTAL_FORMS": "0",
+        "periodictask_set-INITIAL_FORMS": "0",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert str(PeriodicTask.objects.get(pk=task).crontab.timezone) == "Europe/Paris"
+    assert broken_schedules() == []
+
+
+@pytest.mark.django_db
 def test_broken_schedules_names_each_enabled_bad_row_and_its_reason():
     sync_schedules()
     reasons = bad_rows()
@@ -118,13 +146,28 @@ def test_broken_schedules_names_each_enabled_bad_row_and_its_reason():
         assert reasons[name] in line, line
 
 
+@pytest.mark.django_db
+def test_an_entry_whose_next_run_overflows_waits_instead_of_stopping_beat(caplog):
+    task = tick_schedule("late", 366)
+    task.interval.period = "days"
+    task.last_run_at = datetime(9999, 12, 31, tzinfo=UTC)
+    entry = LeaderEntry(task)
+    assert tuple(entry.is_due()) == (False, BROKEN_RETRY_SECONDS)
+    assert "cannot compute the next run of schedule 'late'" in caplog.text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_real_beat_skips_bad_rows_whatever_wrote_them_and_keeps_firing(broker_url):
     reasons = bad_rows()
     tick_schedule(TICK, 1)
     beat = start_beat(broker_url)
     try:
-        wait_for(lambda: sends(beat, TICK) >= 3, timeout=60, what="the good schedule to fire")
+        wait_for(
+            lambda: sends(beat, TICK) >= 3 or beat.process.poll() is not None,
+            timeout=60,
+            what="the good schedule to fire",
+        )
+        assert sends(beat, TICK) >= 3, beat.log()[-5000:]
         log = beat.log()
         for name in reasons:
             assert f"beat skips schedule {name!r}" in log, name
@@ -141,5 +184,33 @@ def test_a_real_beat_skips_bad_rows_whatever_wrote_them_and_keeps_firing(broker_
         )
         wait_for(lambda: sends(beat, TICK) >= fired + 3, timeout=30, what="more good firings")
         assert beat.process.poll() is None, "beat exited"
+    finally:
+        beat.stop()
+
+
+def health(client) -> dict:
+    health_cache.clear()
+    return client.get("/api/health/").json()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_health_names_a_broken_schedule_and_is_degraded_while_it_exists(client, broker_url):
+    beat = start_beat(broker_url)
+    try:
+        wait_for(lambda: health(client)["status"] == "healthy", timeout=60, what="healthy")
+        assert health(client)["schedules"] == {"broken": []}
+
+        raw_task("nightly", crontab=raw_crontab(day_of_month="31", month_of_year="2"))
+        report = health(client)
+        assert report["status"] == "degraded"
+        assert report["schedules"]["broken"] == ["nightly"]  # the reason is for staff only
+        assert broken_schedules() == [
+            "nightly: crontab: day_of_month '31' never occurs in month_of_year '2'."
+        ]
+        assert report["beat"]["status"] == "ok"  # beat skipped it and goes on
+
+        PeriodicTask.objects.filter(name="nightly").delete()
+        wait_for(lambda: health(client)["status"] == "healthy", timeout=30, what="healthy again")
     finally:
         beat.stop()

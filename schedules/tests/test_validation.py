@@ -117,6 +117,14 @@ def test_a_crontab_for_31_february_is_a_400_naming_the_day_and_stores_nothing(st
     assert_list_answers(staff_api)
 
 
+def test_a_crontab_that_fires_only_beyond_5_years_is_refused(staff_api):
+    # 29 February on a Monday: 2016, then 2044.
+    rare = crontab_task(minute="0", hour="0", day_of_month="29", month_of_year="2", day_of_week="1")
+    response = staff_api.post(URL, rare, format="json")
+    assert response.status_code == 400
+    assert "5 years" in response.json()["crontab"]["day_of_month"][0]
+
+
 def test_crontab_fields_are_parsed_as_beat_parses_them(staff_api):
     for field, value in (
         ("minute", "*/0"),

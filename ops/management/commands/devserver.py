@@ -1,4 +1,5 @@
-"""`make run`: a Redis if none answers, migrations, seed data, an admin, then web, worker, beat."""
+"""`make run`: a Redis if none answers, migrations, seed data, an admin, then web, the two worker
+nodes (generation and system, as run_celery.py starts them) and beat."""
 
 from __future__ import annotations
 
@@ -15,15 +16,21 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ops.commandline import beat_command, redis_server_command, worker_command
+from ops.commandline import beat_command, redis_server_command, worker_layout
+
+# The embedded Redis keeps its append-only file here (git-ignored), so messages queued in
+# development survive a Ctrl-C or a crash, as production's Redis does (deploy/redis/).
+REDIS_DATA_DIR = settings.BASE_DIR / "var" / "redis"
 
 
 class Command(BaseCommand):
-    help = "Run the web server, a Celery worker and beat together until Ctrl-C (development)."
+    help = "Run the web server, the Celery workers and beat together until Ctrl-C (development)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000, help="web server port (default 8000)")
-        parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+        parser.add_argument(
+            "--concurrency", type=int, default=2, help="the generation worker's processes"
+        )
 
     def handle(self, *args: str, port: int, concurrency: int, **options: object) -> None:
         settings.LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -36,7 +43,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nWeb:    http://127.0.0.1:{port}/  (admin at /admin/, API docs at /api/docs/)\n"
             f"Admin:  username {username!r}, password {password!r}\n"
-            f"Logs:   {settings.LOG_DIR}/dev-*.log\nPress Ctrl-C to stop web, worker and beat.\n"
+            f"Logs:   {settings.LOG_DIR}/dev-*.log\nPress Ctrl-C to stop web, workers and beat.\n"
         )
         try:
             self.wait(processes)
@@ -44,14 +51,19 @@ class Command(BaseCommand):
             self.stop([*processes.values(), *([redis_process] if redis_process else [])])
 
     def ensure_redis(self) -> subprocess.Popen[bytes] | None:
-        """Start a local redis-server when the broker URL points here and nothing answers."""
+        """Start a local redis-server when the broker URL points here and nothing answers; it
+        keeps an append-only file under var/redis/, fsynced every second."""
         url = urlsplit(settings.CELERY_BROKER_URL)
         if url.scheme != "redis" or redis_answers(settings.CELERY_BROKER_URL):
             return None
         if url.hostname not in ("127.0.0.1", "localhost"):
             raise CommandError(f"The broker at {settings.CELERY_BROKER_URL} does not answer.")
-        command = redis_server_command(url.port or 6379)
-        self.stdout.write(f"No Redis answered; starting {command[0]} on port {url.port or 6379}.")
+        REDIS_DATA_DIR.mkdir(parents=True, exist_ok=True)
+        command = redis_server_command(url.port or 6379, data_dir=REDIS_DATA_DIR)
+        self.stdout.write(
+            f"No Redis answered; starting {command[0]} on port {url.port or 6379} "
+            f"(append-only file in {REDIS_DATA_DIR})."
+        )
         process = subprocess.Popen(
             command,
             stdout=open(settings.LOG_DIR / "dev-redis.log", "ab"),  # noqa: SIM115
@@ -79,12 +91,11 @@ class Command(BaseCommand):
         return "admin", password
 
     def start_services(self, port: int, concurrency: int) -> dict[str, subprocess.Popen[bytes]]:
-        """Web, and the worker (every project queue) and beat that run_celery.py would start."""
-        commands = {
-            "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
-            "worker": worker_command(concurrency=concurrency),
-            "beat": beat_command(),
-        }
+        """Web, and the worker nodes (generation and system) and beat run_celery.py would start."""
+        commands = {"web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]}
+        for node in worker_layout(concurrency=concurrency):
+            commands[node.name] = node.command(hostname=f"{node.prefix}@%h")
+        commands["beat"] = beat_command()
         return {name: self.spawn(name, command) for name, command in commands.items()}
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
@@ -101,7 +112,7 @@ class Command(BaseCommand):
             dead = next(name for name, p in processes.items() if p.poll() is not None)
             self.stderr.write(f"{dead} exited; stopping the others (see logs/).")
         except KeyboardInterrupt:
-            self.stdout.write("\nStopping web, worker and beat...")
+            self.stdout.write("\nStopping web, workers and beat...")
 
     def stop(self, processes: list[subprocess.Popen[bytes]]) -> None:
         for process in processes:

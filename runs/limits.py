@@ -1,0 +1,309 @@
+"""Abuse limits, counted in Django's cache (Redis: shared by every web process).
+
+- Throttles: submits per user (`THROTTLE_SUBMIT_RATE`, POST /api/podcasts/ and /api/videos/) and
+  token requests per client address (`THROTTLE_TOKEN_RATE`), as fixed windows counted with
+  atomic increments, answering 429 with `Retry-After`.
+- A cap on a user's active runs (pending, queued, running, waiting) across every run kind:
+  `RUN_ACTIVE_LIMIT_PER_USER`; staff are exempt.
+- Login lockout: after `LOGIN_FAILURE_LIMIT` failed logins for one username from one client
+  address, or `LOGIN_FAILURE_LIMIT_PER_ADDRESS` for any usernames from one address, the admin
+  login and the token endpoint answer 429 for `LOGIN_COOLOFF_SECONDS` without checking the
+  password. Failures are counted from Django's `user_login_failed` signal, so both doors count
+  towards one lock.
+
+A cache that does not answer (Redis down) lets requests through with a warning in the log: the
+limits protect the service, they must not take it down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.core.cache import cache
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import escape
+from rest_framework import exceptions, status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.throttling import BaseThrottle
+
+from .api_errors import STRICT_PARSERS
+from .models import ACTIVE, run_models
+
+logger = logging.getLogger(__name__)
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RATE = re.compile(r"^\s*(\d+)\s*/\s*([smhd])[a-z]*\s*$")
+ACTIVE_RUN_RETRY_AFTER = 30  # seconds; runs take minutes, so there is no exact time to give
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """`20/minute` → (20, 60); `off`, empty or None → None (no limit)."""
+    if not rate or rate.strip().lower() in ("off", "none"):
+        return None
+    match = RATE.match(rate.lower())
+    if match is None:
+        raise ValueError(f"not a rate: {rate!r}")
+    return int(match.group(1)), PERIODS[match.group(2)]
+
+
+def client_address(request) -> str:
+    """The client's address, trusting NUM_PROXIES proxies' X-Forwarded-For (DRF's rule)."""
+    return BaseThrottle().get_ident(request) or "unknown"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class TooManyRequests(exceptions.APIException):
+    """429 with `Retry-After` (DRF's handler sends `wait` as that header)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_requests"
+
+    def __init__(self, detail: str, wait: float):
+        self.wait = max(1, math.ceil(wait))
+        super().__init__(detail)
+
+
+# Throttles
+
+
+class WindowThrottle(BaseThrottle):
+    """At most N requests per period and identity, in a fixed window counted atomically."""
+
+    scope = ""
+    setting = ""  # the settings name of the rate, read on each request (tests change it)
+    what = "requests"
+    per = "user"
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def applies(self, request, view) -> bool:
+        return True
+
+    def identity(self, request) -> str:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            return f"user-{user.pk}"
+        return f"address-{digest(client_address(request))}"
+
+    def allow_request(self, request, view) -> bool:
+        if not self.applies(request, view):
+            return True
+        raw = getattr(settings, self.setting, None)
+        rate = parse_rate(raw)
+        if rate is None:
+            return True
+        allowed, period = rate
+        now = time.time()
+        window = int(now // period)
+        key = f"throttle:{self.scope}:{self.identity(request)}:{window}"
+        try:
+            cache.add(key, 0, timeout=period + 1)
+            try:
+                count = cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, timeout=period + 1)
+                count = 1
+        except Exception:
+            logger.warning("throttle %s: the cache did not answer; request let through", self.scope)
+            return True
+        if count <= allowed:
+            return True
+        self.wait_seconds = (window + 1) * period - now
+        view.throttle_failure = (
+            f"Too many {self.what}: the limit is {raw} per {self.per} ({self.setting})."
+        )
+        return False
+
+    def wait(self) -> float | None:
+        return self.wait_seconds
+
+
+class SubmitThrottle(WindowThrottle):
+    """Run submissions (the viewset's `create`) per user."""
+
+    scope = "submit"
+    setting = "THROTTLE_SUBMIT_RATE"
+    what = "submissions"
+
+    def applies(self, request, view) -> bool:
+        return getattr(view, "action", None) == "create"
+
+
+class TokenThrottle(WindowThrottle):
+    """Token requests per client address (the endpoint is anonymous)."""
+
+    scope = "token"
+    setting = "THROTTLE_TOKEN_RATE"
+    what = "token requests"
+    per = "client address"
+
+    def identity(self, request) -> str:
+        return f"address-{digest(client_address(request))}"
+
+
+# The cap on active runs
+
+
+class ActiveRunLimit(TooManyRequests):
+    default_code = "active_run_limit"
+
+
+def check_active_runs(user) -> None:
+    """Refuse a new run while the user has RUN_ACTIVE_LIMIT_PER_USER active ones (staff: no cap).
+
+    Call inside the transaction that creates the run: the user's row is locked first, so two
+    concurrent submits of one user are counted one after the other.
+    """
+    limit = settings.RUN_ACTIVE_LIMIT_PER_USER
+    if not limit or user.is_staff:
+        return
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    active = sum(
+        model.objects.filter(owner=user, status__in=ACTIVE).count() for model in run_models()
+    )
+    if active >= limit:
+        raise ActiveRunLimit(
+            f"You have {active} active runs; the limit is {limit} per user "
+            "(RUN_ACTIVE_LIMIT_PER_USER). Wait for one to finish or cancel one.",
+            wait=ACTIVE_RUN_RETRY_AFTER,
+        )
+
+
+# Login lockout
+
+
+class LoginLockout:
+    """Failed logins per (username, address) and per address, in the cache."""
+
+    @staticmethod
+    def keys(username: str, address: str) -> list[tuple[str, str]]:
+        """(lock key, counter key) pairs with the setting that bounds each."""
+        user = digest(f"{username.strip().casefold()}|{address}")
+        place = digest(address)
+        return [
+            (f"login:user:{user}", "LOGIN_FAILURE_LIMIT"),
+            (f"login:address:{place}", "LOGIN_FAILURE_LIMIT_PER_ADDRESS"),
+        ]
+
+    def wait(self, username: str, address: str) -> float:
+        """Seconds until this username may try again from this address (0: now)."""
+        try:
+            ends = cache.get_many([f"{key}:locked" for key, _ in self.keys(username, address)])
+        except Exception:
+            logger.warning("login lockout: the cache did not answer; login let through")
+            return 0
+        return max((float(until) - time.time() for until in ends.values()), default=0)
+
+    def failed(self, username: str, address: str) -> None:
+        cooloff = settings.LOGIN_COOLOFF_SECONDS
+        try:
+            for key, setting in self.keys(username, address):
+                limit = getattr(settings, setting)
+                if not limit:
+                    continue
+                cache.add(key, 0, timeout=cooloff)
+                try:
+                    count = cache.incr(key)
+                except ValueError:
+                    cache.set(key, 1, timeout=cooloff)
+                    count = 1
+                if count >= limit:
+                    cache.set(f"{key}:locked", time.time() + cooloff, timeout=cooloff)
+                    cache.delete(key)
+                    logger.warning("login lockout (%s) for %s seconds", setting, cooloff)
+        except Exception:
+            logger.warning("login lockout: the cache did not answer; failure not counted")
+
+    def succeeded(self, username: str, address: str) -> None:
+        key = self.keys(username, address)[0][0]
+        try:
+            cache.delete(key)
+        except Exception:
+            logger.warning("login lockout: the cache did not answer")
+
+
+lockout = LoginLockout()
+
+
+def lockout_detail(wait: float) -> str:
+    seconds = max(1, math.ceil(wait))
+    return (
+        f"Too many failed logins (LOGIN_FAILURE_LIMIT); try again in {seconds} seconds "
+        "(LOGIN_COOLOFF_SECONDS)."
+    )
+
+
+@receiver(user_login_failed, dispatch_uid="runs.limits.count_failed_login")
+def count_failed_login(sender, credentials: dict[str, Any], request=None, **kwargs) -> None:
+    if request is None:
+        return
+    username = credentials.get("username")
+    if isinstance(username, str):
+        lockout.failed(username, client_address(request))
+
+
+@receiver(user_logged_in, dispatch_uid="runs.limits.forget_failed_logins")
+def forget_failed_logins(sender, request=None, user=None, **kwargs) -> None:
+    if request is not None and user is not None:
+        lockout.succeeded(user.get_username(), client_address(request))
+
+
+class AdminLoginLockoutMiddleware:
+    """The admin login answers 429 (with `Retry-After`) while the username or address is locked
+    out, before the password is checked."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if request.method != "POST" or match is None or match.view_name != "admin:login":
+            return None
+        username = request.POST.get("username", "")
+        wait = lockout.wait(username, client_address(request))
+        if wait <= 0:
+            return None
+        detail = lockout_detail(wait)
+        response = HttpResponse(
+            f"<!doctype html><title>Too many failed logins</title><p>{escape(detail)}</p>",
+            status=429,
+        )
+        response["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
+
+
+class TokenView(ObtainAuthToken):
+    """POST /api/auth/token/: a token for a username and password; throttled per client address
+    and locked out like the admin login; strict parsers (depth, NUL, surrogates)."""
+
+    authentication_classes = ()
+    parser_classes = STRICT_PARSERS
+    throttle_classes = (TokenThrottle,)
+    throttled_actions = ("post",)
+
+    def post(self, request, *args, **kwargs):
+        data = request.data
+        username = data.get("username") if hasattr(data, "get") else None
+        address = client_address(request)
+        if isinstance(username, str) and (wait := lockout.wait(username, address)) > 0:
+            raise TooManyRequests(lockout_detail(wait), wait=wait)
+        response = super().post(request, *args, **kwargs)
+        if isinstance(username, str):
+            lockout.succeeded(username, address)
+        return response
