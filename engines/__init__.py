@@ -22,7 +22,7 @@ subclass) for ones worth retrying with backoff; `engines.transport` holds the ru
 
 from __future__ import annotations
 
-from engines import images, speech, text
+from engines import images, piper, speech, text
 from engines.config import EngineConfig, RemoteConfig
 from engines.errors import EngineConfigError, EngineError, TransientEngineError
 from engines.fallback import FallbackImageEngine, FallbackSpeechEngine, FallbackTextEngine
@@ -59,6 +59,8 @@ def get_speech_engine(config: EngineConfig) -> SpeechEngine:
     """The speech engine: synthesize, list_voices."""
     if config.speech == "local":
         return speech
+    if config.speech == "piper":
+        return piper.PiperSpeechEngine()
     remote = RemoteSpeechEngine(remote_config(config, "SPEECH_ENGINE"))
     return FallbackSpeechEngine(remote, speech) if config.fallback else remote
 
@@ -80,6 +82,8 @@ def check_voice(config: EngineConfig, voice: str) -> None:
     local fallback, and then it passes through to the provider unchanged.
     """
     if config.remote_speech_only and provider_voice(voice, provider_voices(config.remote)):
+        return
+    if config.speech == "piper" and voice.lower() == piper.VOICE.lower():
         return
     speech.check_voice(voice)
 

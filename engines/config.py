@@ -14,6 +14,9 @@ from engines.errors import EngineConfigError
 
 EngineKind = Literal["local", "openai"]
 ENGINE_KINDS: dict[str, EngineKind] = {"local": "local", "openai": "openai"}
+# Speech has a third: Piper, an optional offline neural voice (engines/piper.py).
+SpeechKind = Literal["local", "openai", "piper"]
+SPEECH_KINDS: dict[str, SpeechKind] = {"local": "local", "openai": "openai", "piper": "piper"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class EngineConfig:
     """
 
     text: EngineKind = "local"
-    speech: EngineKind = "local"
+    speech: SpeechKind = "local"
     image: EngineKind = "local"
     fallback: bool = False
     font_path: str = ""
@@ -71,7 +74,7 @@ class EngineConfig:
     def from_settings(cls, settings: EngineSettings) -> EngineConfig:
         return cls(
             text=engine_kind("TEXT_ENGINE", settings.TEXT_ENGINE),
-            speech=engine_kind("SPEECH_ENGINE", settings.SPEECH_ENGINE),
+            speech=speech_kind(settings.SPEECH_ENGINE),
             image=engine_kind("IMAGE_ENGINE", settings.IMAGE_ENGINE),
             fallback=settings.ENGINE_FALLBACK,
             font_path=settings.ENGINE_FONT_PATH,
@@ -91,6 +94,15 @@ class EngineConfig:
     def remote_speech_only(self) -> bool:
         """Speech goes to the provider with no local fallback (which would need eSpeak names)."""
         return self.speech == "openai" and not self.fallback
+
+
+def speech_kind(value: str) -> SpeechKind:
+    try:
+        return SPEECH_KINDS[value]
+    except KeyError:
+        raise EngineConfigError(
+            f"SPEECH_ENGINE must be local, openai or piper, not {value!r}"
+        ) from None
 
 
 def engine_kind(name: str, value: str) -> EngineKind:

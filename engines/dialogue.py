@@ -69,7 +69,7 @@ ENGLISH = Phrases(
     follow=(
         "And what about {phrase}?",
         "Where does {phrase} come in?",
-        "Tell us more about {phrase}.",
+        "Can you tell us more about {phrase}?",
         "How does {phrase} fit in?",
         "What's the role of {phrase}?",
         "And {phrase}?",
@@ -92,7 +92,7 @@ ENGLISH = Phrases(
     comma=", ",
 )
 CHINESE = Phrases(
-    joined=("今天和我一起的是{names}。", "今天的嘉宾是{names}。"),  # noqa: RUF001
+    joined=("今天和我一起的是{names}。", "今天的嘉宾是{names}。"),
     greet=("谢谢{host}的邀请。", "很高兴来到这里。"),
     first=(
         "我们先从{title}说起。{guest}，这方面该了解些什么？",  # noqa: RUF001
@@ -107,7 +107,12 @@ CHINESE = Phrases(
         "最后说说{title}。{guest}，听众最该记住什么？",  # noqa: RUF001
         "还有最后一个话题：{title}。{guest}，你怎么看？",  # noqa: RUF001
     ),
-    follow=("那{phrase}呢？", "{phrase}又是怎么回事？", "能多讲讲{phrase}吗？", "{phrase}起什么作用？"),  # noqa: RUF001
+    follow=(
+        "那{phrase}呢？",  # noqa: RUF001
+        "{phrase}又是怎么回事？",  # noqa: RUF001
+        "能多讲讲{phrase}吗？",  # noqa: RUF001
+        "{phrase}起什么作用？",  # noqa: RUF001
+    ),
     react=("原来如此。", "真有意思。", "这个我以前还不知道。", "有道理。", "确实。", "没想到。"),
     recap="简单回顾一下，今天我们聊了{titles}。",  # noqa: RUF001
     focus="今天的重点：{focus}。",  # noqa: RUF001

@@ -46,7 +46,9 @@ class FallbackTextEngine:
     def __init__(self, remote: TextEngine, local: TextEngine) -> None:
         self.remote, self.local = remote, local
 
-    def write_outline(self, sources: list[str], *, sections: int, language: str) -> list[Section]:
+    def write_outline(
+        self, sources: list[str], *, sections: int, language: str, points: int = 3
+    ) -> list[Section]:
         return either(
             "TEXT_ENGINE",
             self.remote.write_outline,
@@ -54,6 +56,7 @@ class FallbackTextEngine:
             sources,
             sections=sections,
             language=language,
+            points=points,
         )
 
     def write_transcript(

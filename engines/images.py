@@ -12,6 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from engines.errors import EngineError
 from engines.interfaces import Size
+from engines.looks import draw_figure, read_looks
+from engines.scenery import draw_backdrop, read_setting
 
 Color = tuple[int, int, int]
 
@@ -32,20 +34,6 @@ CJK_FONT_NAME = re.compile(
     r"(?i)(cjk|wqy|zenhei|microhei|uming|ukai|sourcehan|droidsansfallback|notoserifsc|"
     r"notosanssc|simhei|simsun|msyh|pingfang|heiti)"
 )
-COLOR_WORDS: dict[str, Color] = {
-    "red": (200, 50, 50), "blue": (50, 90, 200), "green": (60, 150, 70), "yellow": (230, 200, 60),
-    "purple": (130, 70, 170), "orange": (230, 130, 40), "pink": (230, 130, 170),
-    "brown": (120, 80, 50), "black": (35, 35, 40), "white": (235, 235, 235),
-    "grey": (128, 128, 135), "gray": (128, 128, 135), "gold": (210, 170, 60),
-    "silver": (190, 190, 200), "红": (200, 50, 50), "蓝": (50, 90, 200), "绿": (60, 150, 70),
-}  # fmt: skip
-SKIN_TONES: list[Color] = [
-    (241, 194, 125),
-    (224, 172, 105),
-    (198, 134, 66),
-    (141, 85, 36),
-    (255, 219, 172),
-]
 
 
 class LocalImageEngine:
@@ -83,10 +71,11 @@ class LocalImageEngine:
 def draw_portrait(
     name: str, description: str, out_path: Path, *, size: Size = (512, 512), font_path: str = ""
 ) -> Path:
-    """Draw a simple, deterministic character portrait (PNG) from a name and description."""
-    rng = _rng(name, description)
-    image = gradient(size, _random_color(rng), _random_color(rng))
-    _draw_figure(ImageDraw.Draw(image), size, rng, _described_color(description, rng))
+    """Draw a deterministic character portrait (PNG) that follows the description: hair and
+    clothing colours, age words, beard and glasses (`engines.looks`)."""
+    character = read_looks(name, description)
+    image = gradient(size, *character.background)
+    draw_figure(ImageDraw.Draw(image), size, character)
     band = draw_subtitle_band(name, image.width, font_path=font_path)
     image.paste(band, (0, image.height - band.height), band)
     return _save(image, out_path)
@@ -102,13 +91,15 @@ def draw_scene(
     size: Size = (1280, 720),
     font_path: str = "",
 ) -> Path:
-    """Draw a scene frame: a landscape from the description, the portrait and an optional subtitle.
+    """Draw a scene frame: the backdrop of the setting the description (or else the line) names
+    (night or day, weather, sea, city, forest, indoors...: `engines.scenery`), the portrait and
+    an optional subtitle.
 
     Pass subtitle="" for frames that video.compose will subtitle itself.
     """
     rng = _rng(text, description)
-    background = gradient(size, _random_color(rng, light=True), _random_color(rng))
-    _draw_landscape(ImageDraw.Draw(background), size, rng)
+    setting = read_setting(description, read_setting(text))
+    background = draw_backdrop(size, setting, rng)
     scene = finish_scene(background, portrait=portrait, subtitle=subtitle, font_path=font_path)
     return _save(scene, out_path)
 
@@ -228,49 +219,6 @@ def _rng(*parts: str) -> random.Random:
     # Seeded from the content, so the same character always looks the same across runs.
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return random.Random(digest)
-
-
-def _random_color(rng: random.Random, *, light: bool = False) -> Color:
-    low = 140 if light else 30
-    return (rng.randint(low, 230), rng.randint(low, 230), rng.randint(low, 230))
-
-
-def _described_color(description: str, rng: random.Random) -> Color:
-    words = description.lower()
-    return next((c for word, c in COLOR_WORDS.items() if word in words), _random_color(rng))
-
-
-def _draw_figure(draw: ImageDraw.ImageDraw, size: Size, rng: random.Random, clothes: Color) -> None:
-    w, h = size
-    skin, hair = rng.choice(SKIN_TONES), _random_color(rng)
-    cx, cy, r = w // 2, int(h * 0.42), int(min(w, h) * 0.2)
-    draw.ellipse((cx - 2 * r, h - int(1.3 * r), cx + 2 * r, h + 2 * r), fill=clothes)  # shoulders
-    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=skin)  # head
-    draw.chord((cx - r, cy - r - r // 4, cx + r, cy + r // 2), 180, 360, fill=hair)  # hair
-    eye = max(2, r // 8)
-    for dx in (-r // 3, r // 3):
-        draw.ellipse((cx + dx - eye, cy - eye, cx + dx + eye, cy + eye), fill=(30, 30, 40))
-    draw.arc(
-        (cx - r // 3, cy + r // 6, cx + r // 3, cy + r // 2),
-        20,
-        160,
-        fill=(120, 40, 40),
-        width=max(2, r // 20),
-    )
-
-
-def _draw_landscape(draw: ImageDraw.ImageDraw, size: Size, rng: random.Random) -> None:
-    w, h = size
-    sun = (rng.randint(w // 10, w - w // 10), rng.randint(h // 10, h // 3))
-    radius = h // 10
-    draw.ellipse(
-        (sun[0] - radius, sun[1] - radius, sun[0] + radius, sun[1] + radius), fill=(250, 230, 150)
-    )
-    for layer in range(3):  # three hill ranges, darker towards the viewer
-        base = int(h * (0.55 + 0.12 * layer))
-        points = [(0, h)] + [(x, base - rng.randint(0, h // 6)) for x in range(0, w + 80, w // 6)]
-        shade = 150 - 40 * layer
-        draw.polygon([*points, (w, h)], fill=(shade // 2, shade, shade // 2 + rng.randint(0, 40)))
 
 
 def _paste_portrait(image: Image.Image, portrait: Path) -> None:

@@ -52,7 +52,7 @@ class Character(TypedDict):
 
 class TextEngine(Protocol):
     def write_outline(
-        self, sources: list[str], *, sections: int, language: str
+        self, sources: list[str], *, sections: int, language: str, points: int = 3
     ) -> list[Section]: ...
 
     def write_transcript(

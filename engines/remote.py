@@ -15,12 +15,14 @@ from typing import Any
 import httpx
 from PIL import Image, ImageOps
 
-from engines import media, text, wav
 from engines.config import RemoteConfig
 from engines.errors import EngineError
 from engines.images import finish_scene
 from engines.interfaces import Character, Line, Scene, Section, Size, Speaker
+from engines.media import audio_seconds, run_ffmpeg
+from engines.text import condense, fit_outline
 from engines.transport import request, stream
+from engines.wav import layout, repair
 
 OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
 IMAGE_SIZE = "1024x1024"  # the one size every OpenAI-compatible image model accepts
@@ -102,12 +104,17 @@ class RemoteTextEngine:
     def __init__(self, config: RemoteConfig) -> None:
         self.config = config
 
-    def write_outline(self, sources: list[str], *, sections: int, language: str) -> list[Section]:
-        fields: dict[str, Any] = {"sources": [], "sections": sections, "language": language}
+    def write_outline(
+        self, sources: list[str], *, sections: int, language: str, points: int = 3
+    ) -> list[Section]:
+        fields: dict[str, Any] = {
+            "sources": [], "sections": sections, "points_per_section": points,
+            "language": language,
+        }  # fmt: skip
         # Long sources are condensed to their key sentences so that the model reads all of what
         # it gets: a server with a small context would cut the message silently instead.
         room = room_for(self.config, "outline", fields)
-        fields["sources"] = text.condense(sources, room, language=language)
+        fields["sources"] = condense(sources, room, language=language)
         data = chat_json(self.config, "outline", fields)
         return [
             Section(_text(s, "title"), [str(p) for p in _list(s, "points")])
@@ -132,7 +139,7 @@ class RemoteTextEngine:
         }  # fmt: skip
         room = room_for(self.config, "transcript", fields)
         fields["outline"] = [
-            {"title": s.title, "points": s.points} for s in text.fit_outline(outline, room)
+            {"title": s.title, "points": s.points} for s in fit_outline(outline, room)
         ]
         data = chat_json(self.config, "transcript", fields)
         names = [s.name for s in speakers]
@@ -150,7 +157,7 @@ class RemoteTextEngine:
             "prompt": "", "characters": characters, "seed": seed, "scenes": scenes
         }  # fmt: skip
         room = room_for(self.config, "video_script", fields)
-        fields["prompt"] = " ".join(text.condense([prompt], room, language=""))
+        fields["prompt"] = " ".join(condense([prompt], room, language=""))
         data = chat_json(self.config, "video_script", fields)
         return [
             Scene(_text(s, "character"), _text(s, "text"), _text(s, "description"))
@@ -189,22 +196,22 @@ class RemoteSpeechEngine:
 def settle_audio(path: Path) -> float:
     """Make a provider's audio a 16-bit PCM WAV with true sizes; return its decoded length."""
     try:
-        found = wav.layout(path)
+        found = layout(path)
     except (OSError, ValueError) as exc:
         raise EngineError(f"speech reply is not readable: {exc}") from exc
     if found is not None and found.is_pcm16:
-        wav.repair(path)
+        repair(path)
     else:  # MP3, float or 24-bit WAV...: what joining expects is 16-bit PCM
         converted = path.with_name(f".{path.stem}.pcm.wav")
         try:
-            media.run_ffmpeg(["-i", str(path), "-vn", "-c:a", "pcm_s16le", str(converted)])
+            run_ffmpeg(["-i", str(path), "-vn", "-c:a", "pcm_s16le", str(converted)])
             converted.replace(path)
         except EngineError as exc:
             size = path.stat().st_size
             raise EngineError(f"speech reply is not audio ({size} bytes): {exc}") from exc
         finally:
             converted.unlink(missing_ok=True)
-    seconds = media.audio_seconds(path)
+    seconds = audio_seconds(path)
     if seconds <= 0:
         raise EngineError("speech reply holds no audio")
     return seconds

@@ -14,8 +14,9 @@ from typing import TypedDict
 
 import espeakng_loader
 
-from engines import wav as wav_file
 from engines.errors import EngineError
+from engines.language import voice_for
+from engines.wav import duration as wav_file_duration
 
 # Constants from espeak-ng/speak_lib.h.
 AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -82,10 +83,20 @@ def check_voice(voice: str) -> None:
         raise EngineError(f"unknown voice {voice!r}; try one of en, en-us, en-gb, cmn, de, fr")
 
 
+def voice_for_language(voice: str, spoken: str) -> str:
+    """The eSpeak voice that speaks `spoken` in `voice`'s variant (`engines.language.voice_for`);
+    a voice eSpeak does not know is left as it is, so speaking fails naming it."""
+    try:
+        check_voice(voice)
+    except EngineError:
+        return voice
+    return voice_for(voice, spoken)
+
+
 def wav_duration(path: Path) -> float:
     """Duration of a PCM WAV from the samples it holds (`engines.wav`: never a streamed header's
     0xFFFFFFFF claim)."""
-    return wav_file.duration(path)
+    return wav_file_duration(path)
 
 
 @cache

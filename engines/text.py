@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import re
 from collections import Counter
 from dataclasses import asdict
 
-from engines import dialogue
+from engines.dialogue import GLUE_WORDS
+from engines.dialogue import write as write_dialogue
 from engines.errors import EngineError
 from engines.interfaces import Character, Line, Scene, Section, Speaker
+from engines.scenery import Setting, read_setting
 
 # A word list reads best as plain text, hence the noqa.
 STOPWORDS = frozenset(
@@ -26,11 +29,19 @@ very was we were what when where which while who whom why will with would you yo
 )
 CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")  # don't, thirty-five, Größe, мёд
+TOKEN = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*|[^\w\s]")
 CHINESE_STOP_CHARS = frozenset("的了是在和有也就都而及与着或一个我们你他她它这那之")
+# Characters that do not sit inside a Chinese key phrase (particles, copulas, adverbs, measures).
+CHINESE_FUNCTION_CHARS = CHINESE_STOP_CHARS | frozenset(
+    "如比将把被让给对从向很更最又还再们以为所可能会要到"
+)
 # Words that open a noun phrase, and common verbs that end one (a title is a thing, not a clause).
 PHRASE_OPENERS = frozenset(
-    "a an the their his her its our your my this these those of in on at for with from by about"
-    " into to".split()
+    """
+a an the their his her its our your my this these those of in on at for with from by about into
+to under over through between among like than because without within across after before during
+per via and or but
+""".split()  # noqa: SIM905
 )
 VERBISH = frozenset(
     """
@@ -40,18 +51,11 @@ take takes give gives get gets go goes come comes know knows see sees seem seems
 works live lives move moves build builds bring brings mean means let lets run runs look looks
 want wants put puts hold holds lead leads reach reaches cause causes create creates produce
 produces provide provides include includes carry carries could would should might must can will
+cannot may together away instead also even still never always often already
 """.split()  # noqa: SIM905
 )
 CONDENSE_PARTS = 8  # a condensed source takes sentences from this many stretches of it
 SHOTS = ("wide shot", "medium shot", "close-up", "over-the-shoulder shot", "low-angle shot")
-MOODS = (
-    "warm morning light",
-    "soft evening glow",
-    "bright daylight",
-    "moody blue dusk",
-    "golden hour",
-    "gentle overcast light",
-)
 
 
 def is_chinese(language: str, text: str = "") -> bool:
@@ -66,7 +70,8 @@ def split_sentences(text: str, *, chinese: bool) -> list[str]:
     """Sentences of a text; Chinese ends them at full-width stops, others at . ! ? and a space."""
     # Full-width punctuation is the point here, hence the noqa.
     pattern = r"(?<=[。！？!?；])|\n+" if chinese else r"(?<=[.!?])\s+|\n{2,}"  # noqa: RUF001
-    sentences = (s.strip() for s in re.split(pattern, text))
+    # A line break inside a sentence is not a pause: English joins with a space, Chinese with none.
+    sentences = (("" if chinese else " ").join(s.split()) for s in re.split(pattern, text))
     return [s for s in sentences if len(s) >= (4 if chinese else 12)]
 
 
@@ -97,6 +102,14 @@ def write_outline(
     outline = [_section(c, sentences, scores, overall, chinese, max(1, points)) for c in chunks]
     _distinct_titles(outline, overall, chinese)
     return outline
+
+
+def points_for(sources: list[str], *, words: int, language: str) -> int:
+    """How many points a section needs to fill `words` with these sources' sentences (2-12)."""
+    sample = "\n\n".join(sources)[:50_000]
+    sentences = split_sentences(sample, chinese=is_chinese(language, sample[:2000])) or [sample]
+    average = sum(count_words(s) for s in sentences) / len(sentences)
+    return max(2, min(12, math.ceil(words / (average + GLUE_WORDS))))
 
 
 def condense(sources: list[str], max_chars: int, *, language: str) -> list[str]:
@@ -173,7 +186,7 @@ def write_transcript(
         raise EngineError("the outline is empty")
     chinese = is_chinese(language, " ".join(s.title for s in outline))
     overall = Counter(t for s in outline for p in s.points for t in _terms(p, chinese=chinese))
-    return dialogue.write(
+    return write_dialogue(
         outline,
         speakers,
         intro=intro,
@@ -189,7 +202,13 @@ def write_transcript(
 def write_video_script(
     prompt: str, characters: list[Character], *, seed: str, scenes: int | None = None
 ) -> list[Scene]:
-    """One scene per prompt sentence, cycling through the characters; a seed fixes the script."""
+    """One scene per prompt sentence; a seed fixes the script.
+
+    A sentence that names a character is theirs (the earliest named when several are); one that
+    names nobody goes on with the character before ("Ben pulls the net. He waves."). Each scene
+    carries its setting (`engines.scenery`): what a sentence names (night, a storm, the harbour)
+    holds until another sentence names something else.
+    """
     sentences = split_sentences(prompt, chinese=is_chinese("", prompt)) or [prompt.strip()]
     if not sentences[0]:
         raise EngineError("the prompt is empty")
@@ -197,12 +216,27 @@ def write_video_script(
         {"name": "Narrator", "description": "a calm storyteller"}
     ]
     rng = random.Random(seed)
-    count = scenes or len(sentences)
-    first = rng.randrange(len(cast))
-    return [
-        _scene(sentences[i % len(sentences)], cast[(first + i) % len(cast)], rng)
-        for i in range(count)
-    ]
+    speaker, setting = cast[0], None
+    written = []
+    for index in range(scenes or len(sentences)):
+        sentence = sentences[index % len(sentences)]
+        speaker = _named_character(sentence, cast) or speaker
+        setting = read_setting(sentence, setting)
+        written.append(_scene(sentence, speaker, setting, rng))
+    return written
+
+
+def _named_character(sentence: str, cast: list[Character]) -> Character | None:
+    lowered = sentence.lower()
+    found = []
+    for character in cast:
+        name = str(character.get("name") or "").strip().lower()
+        if not name:
+            continue
+        pattern = rf"\b{re.escape(name)}\b" if name.isascii() else re.escape(name)
+        if match := re.search(pattern, lowered):
+            found.append((match.start(), character))
+    return min(found, key=lambda item: item[0])[1] if found else None
 
 
 def _terms(sentence: str, *, chinese: bool) -> list[str]:
@@ -265,9 +299,15 @@ def key_phrases(points: list[str], overall: Counter, *, chinese: bool) -> list[s
     if chinese:
         return _chinese_phrases(points, overall)
     local = Counter(_lemma(w) for p in points for w in _words(p) if w.lower() not in STOPWORDS)
+    flat = " ".join(" ".join(points).lower().split())
     seen: dict[str, tuple[float, int, str]] = {}
-    for position, phrase in enumerate(p for point in points for p in noun_phrases(point)):
+    for position, found in enumerate(p for point in points for p in noun_phrases(point)):
+        phrase, opening = found
         words = phrase.split()
+        # A sentence's first words may run into its verb ("Workers fan"): keep more than the
+        # first word only when the phrase recurs ("Solar power has ... too much solar power").
+        if opening and len(words) > 1 and flat.count(phrase.lower()) < 2:
+            phrase, words = words[0], words[:1]
         lemmas = [_lemma(w) for w in words]
         head = lemmas[-1]
         score = (
@@ -284,10 +324,11 @@ def key_phrases(points: list[str], overall: Counter, *, chinese: bool) -> list[s
     return [phrase for _, _, phrase in ranked]
 
 
-def noun_phrases(sentence: str) -> list[str]:
+def noun_phrases(sentence: str) -> list[tuple[str, bool]]:
     """Runs of up to three content words after a determiner or preposition ("the waggle dance"),
-    or opening a sentence ("Solar power has..."): a small chunker good enough for titles."""
-    tokens = WORD.findall(sentence)
+    or opening a sentence ("Solar power has..."), each with whether it opens the sentence: a
+    small chunker good enough for titles."""
+    tokens = TOKEN.findall(sentence)  # punctuation is a token too: no phrase runs across it
     found = []
     for index, token in enumerate(tokens):
         if index and token.lower() not in PHRASE_OPENERS:
@@ -296,7 +337,7 @@ def noun_phrases(sentence: str) -> list[str]:
         words: list[str] = []
         for word in tokens[start : start + 3]:
             lower = word.lower()
-            if lower in STOPWORDS or lower in VERBISH or len(word) < 2 or word.isdigit():
+            if lower in STOPWORDS or lower in VERBISH or not word[0].isalpha() or len(word) < 2:
                 break
             if words and lower.endswith(("ed", "ing", "ly")):
                 break
@@ -304,7 +345,7 @@ def noun_phrases(sentence: str) -> list[str]:
         if words and not (len(words) == 1 and words[0].lower().endswith(("ed", "ly"))):
             if start == 0 and not words[0].isupper():
                 words[0] = words[0][0].lower() + words[0][1:]
-            found.append(" ".join(words))
+            found.append((" ".join(words), start == 0))
     return found
 
 
@@ -316,11 +357,12 @@ def _chinese_phrases(points: list[str], overall: Counter) -> list[str]:
             for size in (2, 3, 4):
                 for start in range(len(run) - size + 1):
                     gram = run[start : start + size]
-                    if gram[0] in CHINESE_STOP_CHARS or gram[-1] in CHINESE_STOP_CHARS:
-                        continue
-                    counts[gram] += 1
-                    first.setdefault(gram, len(first))
-    score = {g: n * (1 + 0.15 * len(g)) + 0.3 * overall[g[:2]] for g, n in counts.items()}
+                    if not set(gram) & CHINESE_FUNCTION_CHARS:
+                        counts[gram] += 1
+                        first.setdefault(gram, len(first))
+    # Longer words only when they recur: a one-off three-character run crosses word boundaries.
+    kept = {g: n for g, n in counts.items() if len(g) == 2 or n >= 2}
+    score = {g: n * (1 + 0.15 * len(g)) + 0.3 * overall[g[:2]] for g, n in kept.items()}
     return sorted(score, key=lambda g: (-score[g], first[g]))
 
 
@@ -341,9 +383,9 @@ def _as_title(phrase: str, chinese: bool) -> str:
     return phrase if chinese else phrase[:1].upper() + phrase[1:]
 
 
-def _scene(sentence: str, character: Character, rng: random.Random) -> Scene:
+def _scene(sentence: str, character: Character, setting: Setting, rng: random.Random) -> Scene:
     name = str(character.get("name") or "Narrator")
-    look = str(character.get("description") or "").strip()
-    who = f"{name}, {look}" if look else name
-    description = f"{rng.choice(SHOTS)} of {who}, {rng.choice(MOODS)}: {sentence}"
+    # The setting's words come first and alone: the character's looks ("a lighthouse keeper")
+    # must not move the scene to the sea; the portrait shows them.
+    description = f"{setting.words()}: {rng.choice(SHOTS)} of {name}. {sentence}"
     return Scene(character=name, text=sentence, description=description)

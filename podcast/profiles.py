@@ -32,7 +32,7 @@ EPISODE_PROFILES: dict[str, dict[str, Any]] = {
         "outline_style": "key_points",
         "segments": 3,
         "target_words": 600,  # Chinese characters: about two minutes of speech
-        "intro": "欢迎收听{episode}。今天我们一起聊聊资料里的内容。",  # noqa: RUF001
+        "intro": "欢迎收听{episode}。今天我们一起聊聊资料里的内容。",
         "outro": "以上就是{episode}的全部内容。感谢收听，我们下期再见。",  # noqa: RUF001
         "language": "zh",
     },

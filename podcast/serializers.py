@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -40,6 +41,11 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "maxLength": SOURCE_MAX_CHARS})
+class SourceTextField(StrictCharField):
+    """A source's text; its limit is checked by check_source_text, with the count in the message."""
+
+
 # Sources
 
 
@@ -47,7 +53,7 @@ class SourceSerializer(serializers.ModelSerializer):
     """A source from JSON `{"title", "content"}` or a multipart upload of a .txt/.md `file`."""
 
     title = StrictCharField(max_length=200, required=False)
-    content = StrictCharField(required=False, trim_whitespace=False)
+    content = SourceTextField(required=False, trim_whitespace=False)
     file = serializers.FileField(write_only=True, required=False)
     word_count = serializers.IntegerField(read_only=True)
 
@@ -128,10 +134,31 @@ class EpisodeProfileSerializer(serializers.ModelSerializer):
         read_only_fields = ("created_at", "updated_at")
 
 
+class SpeakerListSerializer(serializers.ListSerializer):
+    """Counts the speakers before any of them is checked: a long list costs nothing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Told to the OpenAPI schema as minItems/maxItems (the count is checked below first).
+        self.validators = [
+            *self.validators,
+            MinLengthValidator(SPEAKERS_MIN),
+            MaxLengthValidator(SPEAKERS_MAX),
+        ]
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and not SPEAKERS_MIN <= len(data) <= SPEAKERS_MAX:
+            raise serializers.ValidationError(
+                [f"A profile needs {SPEAKERS_MIN} to {SPEAKERS_MAX} speakers, not {len(data)}."]
+            )
+        return super().to_internal_value(data)
+
+
 class SpeakerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Speaker
         fields = ("name", "role", "voice", "pitch", "rate")
+        list_serializer_class = SpeakerListSerializer
 
     def validate_voice(self, voice: str) -> str:
         try:
@@ -142,7 +169,9 @@ class SpeakerSerializer(serializers.ModelSerializer):
 
 
 class SpeakerProfileSerializer(serializers.ModelSerializer):
-    speakers = SpeakerSerializer(many=True)
+    speakers = SpeakerListSerializer(
+        child=SpeakerSerializer(), min_length=SPEAKERS_MIN, max_length=SPEAKERS_MAX
+    )
 
     class Meta:
         model = SpeakerProfile

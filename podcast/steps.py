@@ -30,6 +30,7 @@ from django.conf import settings
 from engines import EngineConfig, audio, get_speech_engine, get_text_engine, language, media
 from engines.errors import EngineError
 from engines.interfaces import Line, Section, Speaker, SpeechEngine
+from engines.text import points_for
 from runs.lifecycle import RunContext
 
 from . import markdown, styles, voices
@@ -56,9 +57,7 @@ def generate(run: PodcastRun, ctx: RunContext) -> None:
     ctx.step(10, "writing outline")
 
     def outline_of_sources() -> list[dict]:
-        outline = styles.shape_outline(
-            write_outline(texts, profile, spoken), profile.outline_style
-        )
+        outline = styles.shape_outline(write_outline(texts, profile, spoken), profile.outline_style)
         return [asdict(section) for section in outline]
 
     outline = [Section(**section) for section in ctx.once("outline", outline_of_sources)]
@@ -105,7 +104,8 @@ def speakers_of(run: PodcastRun, spoken: str | None = None) -> list[Speaker]:
     that cannot speak it is switched to one that can (`voices.engine_voices`).
     """
     if spoken is None:
-        spoken = language.episode_language("\n".join(read_sources(run)), run.episode_profile.language)
+        texts = read_sources(run)
+        spoken = language.episode_language("\n".join(texts), run.episode_profile.language)
     speakers = [
         Speaker(name=s.name, role=s.role, voice=s.voice, pitch=s.pitch, rate=s.rate)
         for s in run.speaker_profile.speakers.all()
@@ -125,7 +125,13 @@ def write_outline(
 ) -> list[Section]:
     with errors_named("writing the outline"):
         outline = get_text_engine(EngineConfig.from_settings(settings)).write_outline(
-            texts, sections=profile.segments, language=spoken or profile.language
+            texts,
+            sections=profile.segments,
+            language=spoken or profile.language,
+            # Enough of the sources' sentences to fill the profile's length, no more.
+            points=points_for(
+                texts, words=profile.target_words // profile.segments, language=spoken or ""
+            ),
         )
     for section in outline:
         section.points = [shorten(point) for point in section.points]

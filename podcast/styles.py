@@ -8,7 +8,6 @@ from engines.text import is_chinese
 
 from .models import OutlineStyle
 
-
 # Greetings for an episode whose language is not the one its profile's intro and outro are in.
 FRAMINGS = {
     "en": {
@@ -16,7 +15,7 @@ FRAMINGS = {
         "outro": "That was {episode}. Thanks for listening, and see you next time.",
     },
     "zh": {
-        "intro": "欢迎收听{episode}。今天我们一起聊聊资料里的内容。",  # noqa: RUF001
+        "intro": "欢迎收听{episode}。今天我们一起聊聊资料里的内容。",
         "outro": "以上就是{episode}的全部内容。感谢收听，我们下期再见。",  # noqa: RUF001
     },
 }
@@ -42,7 +41,8 @@ def shape_outline(outline: list[Section], style: str) -> list[Section]:
 def shape_dialogue(
     lines: list[Line], outline: list[Section], speakers: list[Speaker], *, style: str, language: str
 ) -> list[Line]:
-    """`questions`: before each section's first point is spoken, another speaker asks about it."""
+    """`questions`: before each section's first point is spoken, another speaker asks about it
+    in the style's words (replacing the writer's own question there, if it asked one)."""
     if style != OutlineStyle.QUESTIONS:
         return lines
     asks = {}
@@ -52,9 +52,12 @@ def shape_dialogue(
     shaped: list[Line] = []
     for index, line in enumerate(lines):
         if index in asks:
-            shaped.append(
-                Line(_asker(line.speaker, shaped, speakers), _question(asks[index], language))
-            )
+            question = _question(asks[index], language)
+            before = shaped[-1] if shaped else None
+            if before and before.speaker != line.speaker and before.text.endswith(("?", "\uff1f")):
+                shaped[-1] = Line(before.speaker, question)
+            else:
+                shaped.append(Line(_asker(line.speaker, shaped, speakers), question))
         shaped.append(line)
     return shaped
 

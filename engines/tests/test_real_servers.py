@@ -1,4 +1,4 @@
-"""The remote engines against servers that behave as the ones users run (engines/tests/openai_server):
+"""The remote engines against servers that behave as the ones users run (openai_server.py):
 streamed WAV headers, the provider's own voice names, and a small context that cuts long chats."""
 
 from __future__ import annotations
@@ -105,15 +105,13 @@ def test_a_long_source_is_condensed_to_fit_a_small_context() -> None:
     with OpenAIServer(context_chars=3000) as server:
         # Larger than the server reads: the server cuts the chat and the reply is useless.
         with pytest.raises(EngineError):
-            engines.get_text_engine(
-                remote(server.base_url, context_chars=100_000)
-            ).write_outline([source], sections=3, language="en")
+            engines.get_text_engine(remote(server.base_url, context_chars=100_000)).write_outline(
+                [source], sections=3, language="en"
+            )
         assert server.truncated == 1
         # Within the budget, the whole request arrives and the outline is written.
         config = remote(server.base_url, context_chars=2800)
-        outline = engines.get_text_engine(config).write_outline(
-            [source], sections=3, language="en"
-        )
+        outline = engines.get_text_engine(config).write_outline([source], sections=3, language="en")
         assert server.truncated == 1 and len(outline) == 3
         sent = server.requests[-1].body["messages"]
     assert sum(len(m["content"]) for m in sent) <= 2800

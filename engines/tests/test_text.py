@@ -29,6 +29,16 @@ CHINESE = (
     "电网运营商面临新的问题：中午电力过剩，夜间电力不足！电池是显而易见的答案。"  # noqa: RUF001
     "一些城市尝试抽水蓄能和热能储存。未来十年将决定太阳能如何融入稳定的电网？"  # noqa: RUF001
 )
+LONG_ENGLISH = " ".join(
+    f"{place} number {i} {verb} the {thing} before the summer heat arrives."
+    for i, (place, verb, thing) in enumerate(
+        itertools.product(
+            ("The north farm", "A rooftop array", "The river dam", "Each wind park"),
+            ("feeds", "stores", "balances"),
+            ("city grid", "battery bank", "night load"),
+        )
+    )
+)
 HOSTS = [Speaker("Alex", "host", "en-us", 40, 170), Speaker("Sam", "expert", "en-gb", 70, 160)]
 
 
@@ -37,7 +47,7 @@ def test_outline_has_the_requested_sections_of_source_sentences() -> None:
     assert len(outline) == 3
     assert all(s.title and 1 <= len(s.points) <= 3 for s in outline)
     assert all(point in ENGLISH for s in outline for point in s.points)
-    assert outline[0].title == "Solar Power"
+    assert outline[0].title == "Solar power"  # the key phrase, not the first two words
 
 
 def test_chinese_outline_splits_on_chinese_stops() -> None:
@@ -72,7 +82,7 @@ def test_transcript_alternates_and_keeps_the_framing() -> None:
 
 
 def test_transcript_length_follows_the_target() -> None:
-    outline = write_outline([ENGLISH], sections=2, language="en")
+    outline = write_outline([LONG_ENGLISH], sections=2, language="en", points=12)
 
     def words(target: int) -> int:
         lines = write_transcript(
@@ -89,6 +99,11 @@ def test_transcript_length_follows_the_target() -> None:
     short, long = words(60), words(300)
     assert short < long
     assert 200 <= long <= 360
+    # A short source is not padded to the target: it is said once, with nothing repeated.
+    small = write_outline([ENGLISH], sections=2, language="en")
+    lines = write_transcript(small, HOSTS, intro="Hi.", outro="Bye.", briefing_suffix="",
+                             target_words=2000, language="en")  # fmt: skip
+    assert len({line.text for line in lines}) == len(lines)
 
 
 def test_chinese_transcript_uses_chinese_framing() -> None:
@@ -102,7 +117,8 @@ def test_chinese_transcript_uses_chinese_framing() -> None:
         target_words=80,
         language="zh",
     )
-    assert lines[1].text.startswith("我们来谈谈")
+    assert "太阳" in lines[2].text and lines[2].text.endswith("\uff1f")  # the host asks
+    assert lines[3].text == outline[0].points[0]  # the guest answers in the source's words
 
 
 def test_a_transcript_needs_two_speakers() -> None:
@@ -121,6 +137,11 @@ def test_video_script_is_one_scene_per_line_and_repeatable() -> None:
         "It opens a tiny door.",
         "Inside is a garden.",
     ]
-    assert script[0].character != script[1].character != script[2].character
+    # The fox is named and goes on ("It opens..."): every line is the fox's, none the owl's.
+    assert [s.character for s in script] == ["Fox", "Fox", "Fox"]
+    story = "The owl wakes at night. Fox hears it. The owl calls again. It is raining now."
+    assert [s.character for s in write_video_script(story, cast, seed="s")] == [
+        "Owl", "Fox", "Owl", "Owl"
+    ]  # fmt: skip
     assert script == write_video_script(prompt, cast, seed="run-1")
     assert len(write_video_script(prompt, cast, seed="x", scenes=5)) == 5

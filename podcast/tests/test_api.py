@@ -42,8 +42,8 @@ def test_the_seeded_profiles_exist_after_the_data_migration(api):
 
     episodes = [p["slug"] for p in api.get("/api/episode-profiles/").json()["results"]]
     speakers = api.get("/api/speaker-profiles/").json()["results"]
-    assert episodes == ["default", "two_hosts"]
-    assert [p["slug"] for p in speakers] == ["default", "two_hosts"]
+    assert episodes == ["default", "mandarin", "two_hosts"]
+    assert [p["slug"] for p in speakers] == ["default", "mandarin", "two_hosts"]
     for profile in speakers:
         voices = [(s["voice"], s["pitch"]) for s in profile["speakers"]]
         assert len(voices) >= 2 and len(set(voices)) == len(voices)

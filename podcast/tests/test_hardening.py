@@ -166,3 +166,11 @@ def test_byte_span_never_raises_on_huge_or_odd_headers():
     for header in (f"bytes={'1' * 100_000}-", "bytes=" + "-" * 1000, "bytes=0-0" + ",0-0" * 5000):
         assert byte_span(header, 20) in (None, "whole")
     assert byte_span("bytes=0-0", 0) is None  # an empty file has no bytes to send
+
+
+def test_a_long_speaker_list_is_refused_before_any_speaker_is_checked(staff_api):
+    speaker = {"name": "Ann", "voice": "klingon", "pitch": 500}
+    body = {"slug": "crowd", "name": "Crowd", "speakers": [speaker] * 10_000}
+    reply = staff_api.post("/api/speaker-profiles/", body, format="json")
+    assert reply.status_code == 400
+    assert reply.json() == {"speakers": ["A profile needs 2 to 6 speakers, not 10000."]}

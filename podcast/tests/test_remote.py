@@ -6,6 +6,7 @@ broker, web server and worker of its own, started with those variables.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,27 @@ def test_with_fallback_configured_a_failing_provider_gives_a_local_episode(stack
     transcript = run["result"]["transcript"]
     assert not set(STUB_MIDDLE) & {line["text"] for line in transcript}  # local text instead
     assert {line["voice"] for line in transcript} == {"en-gb+f3", "en-us+m3"}  # eSpeak voices
+
+
+def test_a_streaming_server_with_its_own_voices_gives_true_timings(stack, http, source):
+    """Kokoro-FastAPI-like: 0xFFFFFFFF WAV sizes, and only its own voice names (AI_VOICES)."""
+    stack.provider.streamed_wav, stack.provider.voices = True, ("af_heart", "am_adam")
+    stack.use_worker(AI_VOICES="af_heart,am_adam")
+    try:
+        run = run_episode(http, source)
+    finally:
+        stack.provider.streamed_wav, stack.provider.voices = False, None
+        stack.use_worker()
+
+    assert run["status"] == RunStatus.SUCCEEDED, run["message"]
+    transcript = run["result"]["transcript"]
+    assert {line["voice"] for line in transcript} == {"af_heart", "am_adam"}
+    # Each line lasts what the server spoke (0.25 s a word, at least 0.3 s), not 89,478 s.
+    gap = 0.35
+    for line, following in itertools.pairwise(transcript):
+        spoken = max(0.3, 0.25 * len(line["text"].split()))
+        assert line["end"] - line["start"] == pytest.approx(min(spoken, 10.0), abs=0.01)
+        assert following["start"] == pytest.approx(line["end"] + gap, abs=0.01)
+    mp3 = Path(tempfile.mkdtemp(prefix="podcast-remote-")) / "episode.mp3"
+    mp3.write_bytes(http.get(run["result"]["audio_url"]).content)
+    assert probe(mp3).duration_seconds == pytest.approx(transcript[-1]["end"], abs=0.3)

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from podcast.models import PodcastRun, Source
+from runs.api_errors import SafeJSONRenderer
 from runs.tests.sleeper.api import SleepRunViewSet
 from video.models import VideoRun
 
@@ -206,3 +207,10 @@ def test_dates_in_range_filter(api, user):
 def test_a_run_id_that_matches_the_pattern_but_is_no_uuid_is_a_404(api):
     assert json_error(api.get(f"/api/videos/{'0' * 36}/"), 404)
     assert json_error(api.post(f"/api/videos/{uuid.uuid4()}/cancel/"), 404)
+
+
+def test_text_stored_with_a_lone_surrogate_still_renders():
+    """SQLite kept such text before the parsers refused it: the lists must still answer."""
+    body = SafeJSONRenderer().render({"message": "a\ud800b", "title": "蜜蜂"})
+    assert json.loads(body) == {"message": "a\ud800b", "title": "蜜蜂"}
+    assert SafeJSONRenderer().render({"title": "蜜蜂"}) == '{"title":"蜜蜂"}'.encode()

@@ -188,13 +188,15 @@ def test_a_database_outage_during_the_claim_keeps_the_message(user, outage_worke
     proxy, redis, worker = outage_worker
     run = SleepRun.objects.create(owner=user, status=RunStatus.QUEUED, task_id=str(uuid.uuid4()))
     proxy.cut()
-    with Connection(redis.url) as conn:
+    # The app's own connection settings (priority lists, key separator), on the test's broker.
+    with current_app.connection_for_write(redis.url) as conn:
         current_app.send_task(
             run.task_name, args=[str(run.pk)], task_id=run.task_id, connection=conn
         )
-    wait_for(
-        lambda: "sent again in" in worker.log(), timeout=30, what="the claim to meet the outage"
-    )
+    try:
+        wait_for(lambda: "sent again in" in worker.log(), timeout=30, what="the claim to fail")
+    except AssertionError as missed:
+        raise AssertionError(f"{missed}; the worker said:\n{worker.log()[-3000:]}") from None
     assert status_of(run) == RunStatus.QUEUED  # not acknowledged into a stuck run
 
     proxy.restore()
