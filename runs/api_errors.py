@@ -27,7 +27,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
 from rest_framework import exceptions, parsers, renderers, status
 
@@ -64,6 +64,12 @@ def is_api(request: HttpRequest) -> bool:
 # The DRF exception handler
 
 
+class RequestTimeout(exceptions.APIException):
+    status_code = status.HTTP_408_REQUEST_TIMEOUT
+    default_detail = DETAILS[408]
+    default_code = "request_timeout"
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = DETAILS[413]
@@ -95,6 +101,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBa
         exc = exceptions.ParseError(
             f"The request has more than {limit:,} files (DATA_UPLOAD_MAX_NUMBER_FILES)."
         )
+    elif isinstance(exc, UnreadablePostError):  # the client stopped sending its body
+        exc = RequestTimeout()
     elif isinstance(exc, SuspiciousOperation):
         logger.warning("suspicious request refused: %s", exc)
         exc = exceptions.ParseError("The request was refused as malformed.")

@@ -23,7 +23,7 @@ RANGE_PARAMETER = OpenApiParameter(
     {"type": "string", "maxLength": 200},
     OpenApiParameter.HEADER,
     description="One byte range (bytes=0-1023, bytes=1024-, bytes=-500) → 206 with that part; "
-    "several ranges → 200 with the whole file; a range past the end → 416.",
+    "several ranges or another unit → 200 with the whole file; a range past the end → 416.",
 )
 
 
@@ -97,10 +97,10 @@ def read_span(field_file, first: int, last: int, chunk: int = 256 * 1024) -> Ite
 
 def byte_span(header: str, size: int) -> tuple[int, int] | str | None:
     """(first, last) of one `bytes=a-b`, `bytes=a-` or `bytes=-n` range; None if it cannot be
-    served (416); WHOLE for several ranges (the whole file, 200)."""
+    served (416); WHOLE for several ranges or another unit (the whole file, 200)."""
     match = RANGE.match(header)
     if not match:
-        return None  # another unit: nothing of this file can be sent in it
+        return WHOLE  # RFC 9110 14.2: a range unit the server does not know is ignored
     specs = match.group(1).split(",")
     if len(specs) > 1:
         return WHOLE
