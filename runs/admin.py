@@ -109,12 +109,12 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs")
     def cancel_runs(self, request, queryset):
-        done = sum(lifecycle.request_cancel(run) for run in queryset)
+        done = sum(lifecycle.request_cancel(run, by="staff") for run in queryset)
         self.message_user(request, f"Cancel requested for {done} run(s).", messages.SUCCESS)
 
     @admin.action(description="Retry selected failed, cancelled or timed-out runs")
     def retry_runs(self, request, queryset):
-        done = sum(lifecycle.retry(run) for run in queryset)
+        done = sum(lifecycle.retry(run, by="staff") for run in queryset)
         self.message_user(request, f"{done} run(s) sent round again.", messages.SUCCESS)
 
     @admin.action(description="Dispatch selected pending or queued runs again")

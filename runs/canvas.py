@@ -138,6 +138,7 @@ def wait_remote(ctx: RunContext, job_id: str, message: str = "") -> bool:
         ctx.run,
         RunStatus.WAITING,
         only_from=frozenset({RunStatus.RUNNING}),
+        reason="handed to the provider",
         remote_job_id=job_id[:255],
         heartbeat_at=timezone.now(),
         message=message[:255],
@@ -161,6 +162,7 @@ def resume_remote(run: Run, signature) -> bool:
         run,
         RunStatus.RUNNING,
         only_from=frozenset({RunStatus.WAITING}),
+        reason="the provider finished",
         heartbeat_at=timezone.now(),
         message="The provider finished; collecting its result.",
     )
@@ -172,7 +174,12 @@ def resume_remote(run: Run, signature) -> bool:
             signature.apply_async()
         except (OperationalError, OSError) as exc:
             logger.warning("run %s: could not resume, the broker refused it: %s", run.pk, exc)
-            transition(run, RunStatus.WAITING, only_from=frozenset({RunStatus.RUNNING}))
+            transition(
+                run,
+                RunStatus.WAITING,
+                only_from=frozenset({RunStatus.RUNNING}),
+                reason="the broker refused the resume",
+            )
 
     transaction.on_commit(send)
     return True

@@ -1,10 +1,12 @@
-"""One thread per worker process that keeps the heartbeats of its running runs fresh."""
+"""One thread per worker process that keeps the heartbeats of its running runs fresh and stops
+the work of runs cancelled meanwhile."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections import defaultdict
 from typing import Protocol
 
 from django.conf import settings
@@ -21,11 +23,26 @@ class Beating(Protocol):
     def beat(self) -> bool: ...
 
 
+class Cancellable(Protocol):
+    run: Run
+
+    def cancel(self) -> None: ...
+
+
+def cancel_check_seconds() -> float:
+    """How often the thread looks at the cancel flags of the runs it keeps (1 s by default)."""
+    return float(getattr(settings, "RUN_CANCEL_CHECK_SECONDS", 1.0))
+
+
 class Heartbeats:
     """One thread per worker process keeps fresh the heartbeat of every run that process executes.
 
     A long step (an ffmpeg call) reports no progress for minutes; without this the timeout check
     would take its run for dead. One long-lived thread, not one per run, keeps short runs cheap.
+
+    The same thread looks at the cancel flags of those runs every `cancel_check_seconds()` (one
+    query per run model for all of them) and cancels the context of a run whose flag is set, which
+    kills its engine call at once (`RunContext.cancel`), so a cancel never waits for the next step.
     """
 
     def __init__(self) -> None:
@@ -47,20 +64,45 @@ class Heartbeats:
             self._contexts.discard(ctx)
 
     def _loop(self) -> None:
+        next_beat = time.monotonic() + settings.RUN_HEARTBEAT_SECONDS
         while True:
-            time.sleep(settings.RUN_HEARTBEAT_SECONDS)
+            time.sleep(min(cancel_check_seconds(), settings.RUN_HEARTBEAT_SECONDS))
             with self._lock:
                 contexts = list(self._contexts)
             if not contexts:
                 connection.close()  # this thread's own connection; idle workers hold none
                 continue
             close_old_connections()
+            self._stop_cancelled(contexts)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + settings.RUN_HEARTBEAT_SECONDS
             for ctx in contexts:
                 try:
                     if not ctx.beat():  # the run ended or moved on: nothing left to keep alive
                         self.untrack(ctx)
                 except Exception:
                     logger.exception("heartbeat for run %s failed", ctx.run.pk)
+
+    def _stop_cancelled(self, contexts: list[Beating]) -> None:
+        """Cancel the contexts whose run's cancel flag is set: one query per run model."""
+        by_model: dict[type[Run], list[Cancellable]] = defaultdict(list)
+        for ctx in contexts:
+            if callable(getattr(ctx, "cancel", None)):
+                by_model[type(ctx.run)].append(ctx)  # type: ignore[arg-type]
+        for model, cancellable in by_model.items():
+            try:
+                flagged = set(
+                    model._default_manager.filter(
+                        pk__in={ctx.run.pk for ctx in cancellable}, cancel_requested=True
+                    ).values_list("pk", flat=True)
+                )
+            except Exception:
+                logger.exception("cancel check for %s runs failed", model.__name__)
+                continue
+            for ctx in cancellable:
+                if ctx.run.pk in flagged:
+                    ctx.cancel()  # once; it keeps beating until its work has stopped
 
 
 heartbeats = Heartbeats()

@@ -12,6 +12,7 @@ import logging
 import random
 import shutil
 import tempfile
+import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,9 +33,10 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
+from engines.cancel import CancelToken, active
 from engines.errors import TransientEngineError
 
-from . import outbox
+from . import outbox, signals
 from .heartbeats import heartbeats
 from .models import (
     ACTIVE,
@@ -71,9 +73,17 @@ class Backoff(Exception):
 
 
 def transition(
-    run: Run, to: RunStatus, *, only_from: frozenset, fenced: bool = True, **fields
+    run: Run,
+    to: RunStatus,
+    *,
+    only_from: frozenset,
+    fenced: bool = True,
+    reason: str = "",
+    **fields,
 ) -> bool:
-    """Move `run` to `to` if it is still in `only_from` (and on the same attempt); True if moved."""
+    """Move `run` to `to` if it is still in `only_from` (and on the same attempt); True if moved.
+
+    `reason` says why, for the run's history ("worker lost", "cancelled by user"...)."""
     rows = type(run).objects.filter(pk=run.pk, status__in=only_from)
     if fenced:
         rows = rows.filter(attempt=run.attempt)
@@ -81,6 +91,8 @@ def transition(
         fields.setdefault("finished_at", timezone.now())
     moved = rows.update(status=to, **fields) == 1
     if moved:
+        before = next(iter(only_from)) if len(only_from) == 1 else run.status
+        signals.changed(type(run), [run], to, reason=reason, from_status=before, **fields)
         remember(run, status=to, **fields)
     return moved
 
@@ -109,14 +121,17 @@ def dispatch(run: Run, *, only_from: frozenset = CLAIMABLE) -> bool:
         .objects.filter(pk=run.pk, status__in=only_from)
         .update(status=RunStatus.QUEUED, queued_at=timezone.now(), task_id=task_id)
     )
-    return bool(marked) and outbox.send_marked(type(run), [run], {run.pk: task_id}) == 1
+    if not marked:
+        return False
+    signals.changed(type(run), [run], RunStatus.QUEUED, reason="dispatched")
+    return outbox.send_marked(type(run), [run], {run.pk: task_id}) == 1
 
 
 def dispatch_on_commit(run: Run) -> None:
     transaction.on_commit(lambda: dispatch(run))
 
 
-def request_cancel(run: Run) -> bool:
+def request_cancel(run: Run, *, by: str = "user") -> bool:
     """Set the durable cancel flag; an unstarted run ends now, a running one at its next step."""
     flagged = type(run).objects.filter(pk=run.pk, status__in=ACTIVE).update(cancel_requested=True)
     if not flagged:
@@ -126,19 +141,21 @@ def request_cancel(run: Run) -> bool:
         RunStatus.CANCELLED,
         only_from=frozenset({RunStatus.PENDING, RunStatus.QUEUED, RunStatus.WAITING}),
         fenced=False,
+        reason=f"cancelled by {by}",
         message="Cancelled before it finished.",
     )
     run.refresh_from_db()
     return True
 
 
-def retry(run: Run) -> bool:
+def retry(run: Run, *, by: str = "user") -> bool:
     """Send a finished, unsuccessful run round again with a fresh budget of attempts."""
     moved = transition(
         run,
         RunStatus.PENDING,
         only_from=RETRYABLE,
         fenced=False,
+        reason=f"retried by {by}",
         max_attempts=F("attempt") + settings.RUN_MAX_ATTEMPTS,
         cancel_requested=False,
         progress=0,
@@ -179,13 +196,14 @@ def claim(model: type[R], run_id: str) -> R | None:
     if run.status == RunStatus.RUNNING and not is_stale(run):
         raise Backoff(settings.RUN_STALE_AFTER_SECONDS)
     if run.cancel_requested:
-        transition(run, RunStatus.CANCELLED, only_from=CLAIMABLE | IN_PROGRESS)
+        transition(run, RunStatus.CANCELLED, only_from=CLAIMABLE | IN_PROGRESS, reason="cancelled")
         return None
     if run.attempt >= run.max_attempts:
         transition(
             run,
             RunStatus.FAILED,
             only_from=CLAIMABLE | IN_PROGRESS,
+            reason="attempts spent",
             message=f"Gave up after {run.attempt} attempts.",
             error=run.error or "No attempt finished; the worker was lost each time.",
         )
@@ -196,6 +214,7 @@ def claim(model: type[R], run_id: str) -> R | None:
         run,
         RunStatus.RUNNING,
         only_from=frozenset({run.status}),
+        reason="worker lost; taken over" if run.status == RunStatus.RUNNING else "claimed",
         attempt=run.attempt + 1,
         started_at=now,
         heartbeat_at=now,
@@ -242,12 +261,31 @@ def claim_for(task, model: type[R], run_id: str) -> R | None:
 
 
 class RunContext:
-    """What a generation step sees: progress, the cancel check and a private temporary folder."""
+    """What a generation step sees: progress, the cancel check and a private temporary folder.
+
+    `cancel_token` (an `engines.cancel.CancelToken`) stops the engine call in progress when the
+    run is cancelled: the worker's heartbeat thread sees the flag within a second or two and
+    calls `cancel()`, which kills the subprocess the engine registered (ffmpeg, espeak-ng) and
+    stops in-process loops (eSpeak's synthesis, a download). The run wrapper makes the token
+    the active one around the steps (`heartbeat`), so engines find it without being handed it.
+    """
 
     def __init__(self, run: Run):
         self.run = run
         self.attempt = run.attempt
         self._tmp: Path | None = None
+        self.cancel_token = CancelToken()
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set once the run's cancel flag was seen while this attempt works on it."""
+        return self.cancel_token.event
+
+    def cancel(self) -> None:
+        """Stop the work now (called from the heartbeat thread when the cancel flag is set)."""
+        if not self.cancel_token.cancelled:
+            logger.info("run %s: cancel requested, stopping its engine call", self.run.pk)
+            self.cancel_token.cancel()
 
     @property
     def tmp_dir(self) -> Path:
@@ -263,6 +301,8 @@ class RunContext:
 
     def step(self, progress: int, stage: str, message: str = "") -> None:
         """Record progress between steps; stop here if the run was cancelled or taken over."""
+        if self.cancel_token.cancelled:
+            raise RunCancelled()
         progress = max(0, min(100, int(progress)))
         moved = (
             self.rows()
@@ -276,6 +316,8 @@ class RunContext:
         )
         if moved:
             self.run.progress, self.run.stage = self.progress_after(progress), stage
+            self.run.message = message[:255]
+            signals.run_progressed.send(sender=type(self.run), run=self.run)
             return
         if self.rows().filter(cancel_requested=True).exists():
             raise RunCancelled()
@@ -297,8 +339,11 @@ class RunContext:
         run never has two. Raises RunLost when the run is no longer this attempt's.
         """
         with transaction.atomic():
-            if not self.rows().select_for_update().exists():
+            flags = list(self.rows().select_for_update().values_list("cancel_requested", flat=True))
+            if not flags:
                 raise RunLost()
+            if flags[0] or self.cancel_token.cancelled:
+                raise RunCancelled()
             save()
             succeed(self)
 
@@ -328,9 +373,22 @@ class RunContext:
 
 @contextmanager
 def heartbeat(ctx: RunContext) -> Iterator[None]:
+    """Keep the run's heartbeat fresh and watch its cancel flag while the block works on it.
+
+    The run's cancel token is the active one in the block, so the engine calls stop when it
+    fires; whatever the block raises then (the engine's `Cancelled`, or an error of a killed
+    ffmpeg) ends the run cancelled.
+    """
     heartbeats.track(ctx)
     try:
-        yield
+        with active(ctx.cancel_token):
+            yield
+    except (RunCancelled, RunLost):
+        raise
+    except Exception as exc:
+        if ctx.cancel_token.cancelled:
+            raise RunCancelled() from exc
+        raise
     finally:
         heartbeats.untrack(ctx)
 
@@ -347,7 +405,13 @@ def succeed(ctx: RunContext) -> bool:
 
 
 def fail(ctx: RunContext, exc: BaseException) -> bool:
-    return finish(ctx, RunStatus.FAILED, message=readable(exc), error=traceback.format_exc())
+    return finish(
+        ctx,
+        RunStatus.FAILED,
+        reason=f"failed: {type(exc).__name__}",
+        message=readable(exc),
+        error=traceback.format_exc(),
+    )
 
 
 def end_timed_out(ctx: RunContext) -> bool:
@@ -355,7 +419,12 @@ def end_timed_out(ctx: RunContext) -> bool:
     # The limit is a signal: it may have struck in the middle of a query, leaving the connection
     # out of step with the server. A fresh one writes the end reliably.
     connection.close()
-    return finish(ctx, RunStatus.TIMED_OUT, message="Stopped: the time limit was reached.")
+    return finish(
+        ctx,
+        RunStatus.TIMED_OUT,
+        reason="timed out",
+        message="Stopped: the time limit was reached.",
+    )
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -376,7 +445,7 @@ def ending(ctx: RunContext, *, on_transient: Callable[[Exception], None]) -> Ite
     try:
         yield
     except RunCancelled:
-        finish(ctx, RunStatus.CANCELLED, message="Cancelled.")
+        finish(ctx, RunStatus.CANCELLED, reason="cancelled", message="Cancelled.")
     except RunLost:
         logger.warning("run %s was taken over; attempt %s stops", ctx.run.pk, ctx.attempt)
     except SoftTimeLimitExceeded:
@@ -425,6 +494,7 @@ def retry_later(task, ctx: RunContext, exc: Exception) -> None:
         run,
         RunStatus.QUEUED,
         only_from=IN_PROGRESS,
+        reason=f"transient error: {type(exc).__name__}",
         message=f"Retrying in {delay:.0f}s: {exc}"[:255],
     )
     if requeued:

@@ -24,7 +24,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
-from . import broker, outbox
+from . import broker, outbox, signals
 from .models import Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,10 @@ def check_timeouts(
         with transaction.atomic():
             overdue = outbox.lock_batch(model.objects.overdue(timeout_cutoff))
             timed_out += end_timed_out(
-                model, overdue, f"Stopped: running for over {timeout_minutes:g} min."
+                model,
+                overdue,
+                f"Stopped: running for over {timeout_minutes:g} min.",
+                reason="timed out",
             )
     rescued = rescue_stale(stale_after_seconds)
     return {"timed_out": timed_out + rescued["timed_out"], "redispatched": rescued["redispatched"]}
@@ -72,7 +75,10 @@ def rescue_stale(stale_after_seconds: float | None = None) -> dict:
             stale = outbox.lock_batch(model.objects.stale(cutoff))
             spent = [run for run in stale if run.attempt >= run.max_attempts]
             timed_out += end_timed_out(
-                model, spent, "Stopped: the worker was lost on every attempt."
+                model,
+                spent,
+                "Stopped: the worker was lost on every attempt.",
+                reason="worker lost; attempts spent",
             )
             again = [run for run in stale if run.attempt < run.max_attempts]
             revoke_after_commit(again, terminate=False)  # its old message would only back off
@@ -81,18 +87,20 @@ def rescue_stale(stale_after_seconds: float | None = None) -> dict:
                 again,
                 message="The worker stopped answering; dispatched again.",
                 urgent=True,
+                reason="worker lost",
             )
             redispatched += len(again)
     return {"timed_out": timed_out, "redispatched": redispatched}
 
 
-def end_timed_out(model: type[Run], runs: list[Run], message: str) -> int:
+def end_timed_out(model: type[Run], runs: list[Run], message: str, *, reason: str) -> int:
     """End locked runs `timed_out` and kill their tasks once that is committed."""
     if not runs:
         return 0
     model.objects.filter(pk__in=[run.pk for run in runs]).update(
         status=RunStatus.TIMED_OUT, finished_at=timezone.now(), message=message
     )
+    signals.changed(model, runs, RunStatus.TIMED_OUT, reason=reason, message=message)
     revoke_after_commit(runs, terminate=True)
     for run in runs:
         logger.warning("run %s timed out: %s", run.pk, message)
@@ -165,7 +173,11 @@ def resend_lost(lost_after_seconds: float, requeue_after_seconds: float) -> int:
             locked = outbox.lock_batch(model.objects.queued_before(now).filter(pk__in=gone))
             lost = [run for run in locked if run.task_id == gone[run.pk]]
             outbox.requeue_after_commit(
-                model, lost, message="Its message was lost; sent again.", urgent=True
+                model,
+                lost,
+                message="Its message was lost; sent again.",
+                urgent=True,
+                reason="message lost",
             )
         requeued += len(lost)
         if lost:

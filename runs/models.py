@@ -14,6 +14,7 @@ from . import waiting
 
 
 class RunStatus(models.TextChoices):
+    SCHEDULED = "scheduled"  # created with a future run_at; the scan queues it when it is due
     PENDING = "pending"  # committed, not yet accepted by the broker
     QUEUED = "queued"
     RUNNING = "running"
@@ -24,7 +25,17 @@ class RunStatus(models.TextChoices):
     TIMED_OUT = "timed_out"
 
 
-ACTIVE = frozenset({RunStatus.PENDING, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING})
+# Scheduled runs count as active: they hold a place under the per-user cap (runs/limits.py), so
+# nobody books thousands of runs ahead, and they can be cancelled like any unstarted run.
+ACTIVE = frozenset(
+    {
+        RunStatus.SCHEDULED,
+        RunStatus.PENDING,
+        RunStatus.QUEUED,
+        RunStatus.RUNNING,
+        RunStatus.WAITING,
+    }
+)
 TERMINAL = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 )
@@ -66,6 +77,10 @@ class RunQuerySet(models.QuerySet):
         # created_at <= queued_at: the created_at bound lets the index do the work.
         return self.filter(status=RunStatus.QUEUED, created_at__lt=cutoff, queued_at__lt=cutoff)
 
+    def due(self, now: datetime) -> RunQuerySet:
+        """Scheduled to run at or before `now`: the scan queues them (status, run_at)."""
+        return self.filter(status=RunStatus.SCHEDULED, run_at__lte=now)
+
     def expired(self, cutoff: datetime) -> RunQuerySet:
         """Finished before `cutoff`: cleanup deletes them (status, finished_at)."""
         return self.filter(status__in=TERMINAL, finished_at__lt=cutoff)
@@ -100,6 +115,10 @@ class Run(models.Model):
     remote_job_id = models.CharField(max_length=255, blank=True)  # while waiting on a provider
     # Results of costly work an earlier attempt finished (RunContext.once), by name.
     checkpoints = models.JSONField(default=dict, blank=True)
+    # When to start (a run created with run_at or delay_seconds stays `scheduled` until then).
+    run_at = models.DateTimeField(null=True, blank=True)
+    # Where the terminal state is POSTed, signed (the webhooks app); empty: nowhere.
+    callback_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -119,6 +138,8 @@ class Run(models.Model):
             models.Index(fields=["status", "created_at"], name="%(app_label)s_%(class)s_st_cr"),
             models.Index(fields=["status", "finished_at"], name="%(app_label)s_%(class)s_st_fin"),
             models.Index(fields=["owner", "created_at"], name="%(app_label)s_%(class)s_own_cr"),
+            # Scheduled runs that are due (the scan).
+            models.Index(fields=["status", "run_at"], name="%(app_label)s_%(class)s_st_at"),
         ]
         constraints = [
             # NULL keys never collide (MySQL, SQLite and PostgreSQL agree), so no condition is

@@ -17,6 +17,7 @@ from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from . import signals
 from .models import Priority, Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ def lock_batch(queryset: QuerySet, limit: int = BATCH) -> list[Run]:
     return list(queryset.select_for_update(skip_locked=True).order_by()[:limit])
 
 
-def mark_queued(model: type[Run], runs: list[Run], *, message: str | None = None) -> dict:
+def mark_queued(
+    model: type[Run], runs: list[Run], *, message: str | None = None, reason: str = "dispatched"
+) -> dict:
     """Mark runs this transaction holds locked `queued` with fresh task ids, in one UPDATE.
 
     `dispatch`'s protocol, set-based: send with `send_marked` once the transaction commits.
@@ -51,6 +54,7 @@ def mark_queued(model: type[Run], runs: list[Run], *, message: str | None = None
             task_id=Case(*(When(pk=pk, then=Value(tid)) for pk, tid in task_ids.items())),
             **fields,
         )
+        signals.changed(model, runs, RunStatus.QUEUED, reason=reason, **fields)
     return task_ids
 
 
@@ -72,19 +76,25 @@ def send_marked(model: type[Run], runs: list[Run], task_ids: dict, *, urgent: bo
             )
         except (OperationalError, OSError) as exc:
             unsent = [task_ids[r.pk] for r in runs[sent:]]
-            model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent).update(
-                status=RunStatus.PENDING
-            )
+            back = model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent)
+            returned = list(back.only("pk", "owner_id", "status", "attempt"))
+            if back.filter(pk__in=[r.pk for r in returned]).update(status=RunStatus.PENDING):
+                signals.changed(model, returned, RunStatus.PENDING, reason="the broker refused it")
             logger.warning("%s run(s) stay pending, the broker refused them: %s", len(unsent), exc)
             return sent
     return len(runs)
 
 
 def requeue_after_commit(
-    model: type[Run], runs: list[Run], *, message: str | None = None, urgent: bool = False
+    model: type[Run],
+    runs: list[Run],
+    *,
+    message: str | None = None,
+    urgent: bool = False,
+    reason: str = "dispatched",
 ) -> None:
     """Mark locked runs queued now and send them once the surrounding transaction commits."""
-    task_ids = mark_queued(model, runs, message=message)
+    task_ids = mark_queued(model, runs, message=message, reason=reason)
     if task_ids:
         transaction.on_commit(lambda: send_marked(model, runs, task_ids, urgent=urgent))
 
