@@ -20,7 +20,8 @@ install: $(VENV)/.installed .env
 
 install-dev: $(VENV)/.installed-dev .env
 
-## run: web + workers (generation and system) + beat on SQLite and a local Redis, until Ctrl-C
+## run: web + workers (generation and system) + beat on SQLite and a local Redis, until Ctrl-C;
+## the web port is PORT (default 8000): `make run PORT=9000`
 run: install
 	DEBUG=$${DEBUG:-true} $(PY) manage.py devserver
 

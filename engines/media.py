@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import imageio_ffmpeg
 
+from engines.cancel import CancelToken, token_or_current
 from engines.errors import EngineError, TransientEngineError
 
 STDERR_TAIL_LINES = 8
@@ -41,20 +42,32 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> None:
-    """Run ffmpeg quietly; raise EngineError carrying the last stderr lines on failure."""
+def run_ffmpeg(
+    args: list[str], *, timeout: float | None = None, cancel: CancelToken | None = None
+) -> None:
+    """Run ffmpeg quietly; raise EngineError carrying the last stderr lines on failure.
+
+    The process is registered with the cancel token (`cancel`, else the caller's active one), so
+    a cancelled run kills it at once; this then raises `engines.cancel.Cancelled`.
+    """
+    token = token_or_current(cancel)
+    token.check()
     # -nostdin: a worker has no terminal, and ffmpeg would otherwise read keystrokes from it.
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args]
-    try:
-        done = subprocess.run(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        # A slow render is usually load, not bad input, so let the caller retry later.
-        raise TransientEngineError(f"ffmpeg did not finish within {timeout} s") from exc
-    if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-STDERR_TAIL_LINES:]
-        raise EngineError(f"ffmpeg failed ({done.returncode}): " + " | ".join(tail))
+    with (
+        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process,
+        token.watching(process),
+    ):
+        try:
+            _, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            # A slow render is usually load, not bad input, so let the caller retry later.
+            raise TransientEngineError(f"ffmpeg did not finish within {timeout} s") from exc
+    if process.returncode != 0:
+        tail = stderr.decode(errors="replace").strip().splitlines()[-STDERR_TAIL_LINES:]
+        raise EngineError(f"ffmpeg failed ({process.returncode}): " + " | ".join(tail))
 
 
 def probe(path: str | Path) -> MediaInfo:

@@ -14,6 +14,7 @@ from typing import TypedDict
 
 import espeakng_loader
 
+from engines.cancel import CancelToken, token_or_current
 from engines.errors import EngineError
 from engines.language import voice_for
 from engines.wav import duration as wav_file_duration
@@ -56,8 +57,22 @@ _lock = threading.Lock()
 _state: _Loaded = {}
 
 
-def synthesize(text: str, *, voice: str, pitch: int, rate: int, out_path: Path) -> float:
-    """Write `text` spoken by an eSpeak voice to a mono WAV; return its duration in seconds."""
+def synthesize(
+    text: str,
+    *,
+    voice: str,
+    pitch: int,
+    rate: int,
+    out_path: Path,
+    cancel: CancelToken | None = None,
+) -> float:
+    """Write `text` spoken by an eSpeak voice to a mono WAV; return its duration in seconds.
+
+    A cancel token (`cancel`, else the caller's active one) stops the synthesis within one audio
+    chunk and raises `engines.cancel.Cancelled`.
+    """
+    token = token_or_current(cancel)
+    token.check()
     text = text.strip()
     if not text:
         raise EngineError("cannot synthesise empty text")
@@ -66,9 +81,9 @@ def synthesize(text: str, *, voice: str, pitch: int, rate: int, out_path: Path) 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if _system_espeak():
-        _synthesize_cli(text, voice, pitch, rate, out_path)
+        _synthesize_cli(text, voice, pitch, rate, out_path, token)
     else:
-        _synthesize_library(text, voice, pitch, rate, out_path)
+        _synthesize_library(text, voice, pitch, rate, out_path, token)
     return wav_duration(out_path)
 
 
@@ -104,7 +119,9 @@ def _system_espeak() -> str | None:
     return shutil.which("espeak-ng")
 
 
-def _synthesize_cli(text: str, voice: str, pitch: int, rate: int, out_path: Path) -> None:
+def _synthesize_cli(
+    text: str, voice: str, pitch: int, rate: int, out_path: Path, token: CancelToken
+) -> None:
     check_voice(voice)
     # Text goes through stdin so a line starting with "-" is never read as an option.
     command = [
@@ -119,12 +136,20 @@ def _synthesize_cli(text: str, voice: str, pitch: int, rate: int, out_path: Path
         str(out_path),
         "--stdin",
     ]
-    done = subprocess.run(command, input=text.encode(), capture_output=True, check=False)
-    if done.returncode != 0:
-        raise EngineError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()}")
+    with (
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as process,
+        token.watching(process),
+    ):
+        _, stderr = process.communicate(text.encode())
+    if process.returncode != 0:
+        raise EngineError(f"espeak-ng failed: {stderr.decode(errors='replace').strip()}")
 
 
-def _synthesize_library(text: str, voice: str, pitch: int, rate: int, out_path: Path) -> None:
+def _synthesize_library(
+    text: str, voice: str, pitch: int, rate: int, out_path: Path, token: CancelToken
+) -> None:
     lib = _library()
     check_voice(voice)
     with _lock, wave.open(str(out_path), "wb") as wav:
@@ -132,8 +157,11 @@ def _synthesize_library(text: str, voice: str, pitch: int, rate: int, out_path: 
         wav.setsampwidth(SAMPLE_WIDTH)
         wav.setframerate(_state["sample_rate"])
 
-        # Samples go straight to disk as eSpeak produces them, so memory stays flat.
+        # Samples go straight to disk as eSpeak produces them, so memory stays flat. Returning 1
+        # tells eSpeak to stop: a cancelled run ends within one chunk (tens of milliseconds).
         def collect(samples, count, _events):
+            if token.cancelled:
+                return 1
             if count > 0:
                 wav.writeframesraw(ctypes.string_at(samples, count * SAMPLE_WIDTH))
             return 0
@@ -146,6 +174,7 @@ def _synthesize_library(text: str, voice: str, pitch: int, rate: int, out_path: 
         lib.espeak_SetParameter(PARAM_PITCH, pitch, 0)
         data = text.encode("utf-8") + b"\0"
         status = lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+        token.check()
         if status != EE_OK:
             raise EngineError(f"eSpeak synthesis failed with status {status}")
 

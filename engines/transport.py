@@ -8,20 +8,28 @@ through here.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
 
+from engines.cancel import Cancelled, current
 from engines.errors import EngineError, TransientEngineError
 
 
 def request(method: str, url: str, *, timeout: float, **kwargs: Any) -> httpx.Response:
-    """One call, its answer read whole; `kwargs` go to httpx (json, data, files, headers...)."""
-    with stream(method, url, timeout=timeout, **kwargs) as response:
-        response.read()
-    return response
+    """One call, its answer read whole; `kwargs` go to httpx (json, data, files, headers...).
+
+    A cancelled run (`engines.cancel`) stops waiting for it at once."""
+
+    def call() -> httpx.Response:
+        with stream(method, url, timeout=timeout, **kwargs) as response:
+            response.read()
+        return response
+
+    return current().interruptible(call)
 
 
 @contextmanager
@@ -29,21 +37,45 @@ def stream(method: str, url: str, *, timeout: float, **kwargs: Any) -> Iterator[
     """One call whose answer the caller reads as it arrives; failing while reading is transient.
 
     A client per call: Celery forks workers, and a pooled connection must not cross a fork.
+    A cancelled run (`engines.cancel`) shuts the connection down while the answer is read,
+    which raises `Cancelled`.
     """
     where = without_query(url)
+    token = current()
+    token.check()
     try:
         with (
             httpx.Client(timeout=timeout) as client,
             client.stream(method, url, **kwargs) as answer,
         ):
             check(answer)
-            yield answer
-    except httpx.TimeoutException as exc:
-        raise TransientEngineError(f"{where} timed out after {timeout} s") from exc
-    except httpx.ConnectError as exc:
-        raise TransientEngineError(f"cannot reach {where}: {exc}") from exc
+            forget = token.on_cancel(lambda: shut_down(answer))
+            try:
+                yield answer
+            finally:
+                forget()
     except httpx.TransportError as exc:
-        raise TransientEngineError(f"the connection to {where} failed: {exc}") from exc
+        if token.cancelled:
+            raise Cancelled() from exc
+        raise transient(exc, where, timeout) from exc
+
+
+def transient(exc: httpx.TransportError, where: str, timeout: float) -> TransientEngineError:
+    """A transport failure as the transient error it is."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientEngineError(f"{where} timed out after {timeout} s")
+    if isinstance(exc, httpx.ConnectError):
+        return TransientEngineError(f"cannot reach {where}: {exc}")
+    return TransientEngineError(f"the connection to {where} failed: {exc}")
+
+
+def shut_down(answer: httpx.Response) -> None:
+    """Wake a thread blocked reading `answer` (from another thread): shut its socket down."""
+    network = answer.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if isinstance(sock, socket.socket):
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def check(answer: httpx.Response) -> None:

@@ -151,3 +151,15 @@ def redis_server_command(port: int, data_dir: Path | None = None) -> list[str]:
     if data_dir is None:
         return [*command, "--appendonly", "no"]
     return [*command, "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec"]
+
+
+def asgi_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The ASGI server (uvicorn) with the whole app: `make run`'s web, the events service and the
+    tests. Sync views run on threads; the live event streams (events/) need it. A stop waits at
+    most 3 s for open streams, which never end by themselves."""
+    return [
+        sys.executable, "-m", "uvicorn", "web.asgi:application",
+        "--host", host, "--port", str(port),
+        "--lifespan", "off",  # Django has no startup or shutdown hooks
+        "--timeout-graceful-shutdown", "3",
+    ]  # fmt: skip

@@ -28,6 +28,7 @@ from django.db import connection
 from .commandline import (
     GENERATION_WORKER,
     SYSTEM_WORKER,
+    asgi_command,
     beat_command,
     redis_server_command,
     worker_command,
@@ -280,3 +281,14 @@ def start_web(broker_url: str, **env: str) -> tuple[ServiceProcess, str]:
 
     wait_for(answers, timeout=30, what="the web server to listen")
     return web, base
+
+
+def start_asgi(broker_url: str, **env: str) -> tuple[ServiceProcess, str]:
+    """The app under the ASGI server (uvicorn, as `make run` and the events service start it),
+    which the live event streams need; returns it and its base URL once it answers."""
+    port = free_port()
+    web = ServiceProcess(
+        asgi_command(port), service_env(CELERY_BROKER_URL=broker_url, **env), "asgi"
+    )
+    web.wait_until_logged("Uvicorn running on", "the ASGI server to start")
+    return web, f"http://127.0.0.1:{port}"

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+import events.admin
 from runs.admin import LIFECYCLE_FIELDS, RunAdmin
 
 from .models import EpisodeProfile, PodcastRun, Source, Speaker, SpeakerProfile
@@ -16,14 +17,17 @@ RESULT_FIELDS = ("audio_player", "duration", "processing_time", "outline_view", 
 
 @admin.register(PodcastRun)
 class PodcastRunAdmin(RunAdmin):
+    api_basename = "podcast"  # /api/podcasts/<id>/ and its events/
     list_display = RunAdmin.columns_with("episode_name")
     search_fields = (*RunAdmin.search_fields, "episode_name")
-    readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, *RESULT_FIELDS)
+    readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, *RESULT_FIELDS, "history")
     fieldsets = (
         ("Episode", {"fields": INPUT_FIELDS}),
         ("Result", {"fields": RESULT_FIELDS}),
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
+        ("History", {"fields": ("history",)}),
     )
+    history = events.admin.history
 
     @admin.display(description="audio")
     def audio_player(self, run):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime, time
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
 
 from django import forms
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -44,6 +46,8 @@ RUN_FIELDS = (
     "started_at",
     "heartbeat_at",
     "finished_at",
+    "run_at",
+    "callback_url",
 )
 
 
@@ -56,6 +60,7 @@ class RunSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+    callback_url = serializers.CharField(read_only=True)  # "" when none was given
 
     class Meta:
         model = Run
@@ -121,10 +126,126 @@ def sentence(text: str, limit: int = 300) -> str:
     return text if text.endswith((".", "!", "?", "…")) else f"{text}."
 
 
+SCHEDULE_MAX_SECONDS = 30 * 24 * 3600  # a run may be booked at most 30 days ahead
+SHARED_CREATE_FIELDS = ("callback_url", "run_at", "delay_seconds")
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "date-time",
+        "description": "When to start: ISO 8601 with an offset (2026-11-23T08:00:00+08:00 or "
+        "…Z), at most 30 days ahead; a past time runs now.",
+    }
+)
+class RunAtField(serializers.Field):
+    """An aware moment, at most SCHEDULE_MAX_SECONDS ahead; a time without an offset is refused
+    (whose 08:00 would it be?)."""
+
+    def to_internal_value(self, data) -> datetime:
+        if not isinstance(data, str):
+            raise ValidationError("Send an ISO 8601 date and time with an offset, as a string.")
+        try:
+            moment = parse_datetime(data.strip())
+        except (ValueError, OverflowError):
+            moment = None
+        if moment is None:
+            raise ValidationError(
+                "Use an existing ISO 8601 date and time with an offset, such as "
+                "2026-11-23T08:00:00+08:00 or 2026-11-23T00:00:00Z."
+            )
+        if timezone.is_naive(moment):
+            raise ValidationError("Add an offset (+08:00, Z) to the time: whose time would it be?")
+        try:
+            year = moment.astimezone(UTC).year
+        except (OverflowError, ValueError):
+            year = 0
+        if year < EARLIEST:
+            raise ValidationError(f"Use a time after {EARLIEST}-01-01.")
+        ahead = (moment - timezone.now()).total_seconds()
+        if ahead > SCHEDULE_MAX_SECONDS:
+            raise ValidationError(
+                f"At most {SCHEDULE_MAX_SECONDS // 86400} days ahead; this is "
+                f"{ahead / 86400:.1f} days ahead."
+            )
+        return moment
+
+    def to_representation(self, value):
+        return value.isoformat() if value else None
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: no strings, booleans or fractions."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": 2000})
+class CallbackUrlField(serializers.CharField):
+    """An http(s) URL the terminal state is POSTed to. Whether its host may be private is the
+    webhooks app's rule, checked on create through `callback_url_checks`."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
+        self.validators.append(URLValidator(schemes=["http", "https"]))
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+# Checks apps add to callback_url (webhooks: no private addresses); each raises ValidationError.
+callback_url_checks: list[Callable[[str], None]] = []
+
+
 class RunCreateSerializer(serializers.ModelSerializer):
-    """A new run (the fields every kind shares: `priority`)."""
+    """A new run (the fields every kind shares: `priority`, `callback_url`, and `run_at` or
+    `delay_seconds` for a run that waits `scheduled` until then). Every kind's create takes the
+    shared fields without listing them."""
 
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+    callback_url = CallbackUrlField(
+        required=False,
+        allow_blank=True,
+        help_text="POSTed the run's JSON, signed (X-Signature), when it ends.",
+    )
+    run_at = RunAtField(required=False, help_text="When to start (ISO 8601 with an offset).")
+    delay_seconds = StrictIntegerField(
+        required=False,
+        min_value=0,
+        max_value=SCHEDULE_MAX_SECONDS,
+        help_text="Start this many seconds from now (at most 30 days); instead of run_at.",
+    )
+
+    def get_field_names(self, declared_fields, info):
+        names = list(super().get_field_names(declared_fields, info))
+        return (*names, *(name for name in SHARED_CREATE_FIELDS if name not in names))
+
+    def validate_callback_url(self, url: str) -> str:
+        if url:
+            for check in callback_url_checks:
+                check(url)
+        return url
+
+    def to_internal_value(self, data):
+        attrs = super().to_internal_value(data)
+        delay = attrs.pop("delay_seconds", None)
+        if delay is not None and "run_at" in attrs:
+            both = "Send run_at or delay_seconds, not both."
+            raise ValidationError({"run_at": [both], "delay_seconds": [both]})
+        now = timezone.now()
+        if delay is not None:
+            attrs["run_at"] = now + timedelta(seconds=delay)
+        run_at = attrs.get("run_at")
+        attrs["status"] = (
+            RunStatus.SCHEDULED if run_at is not None and run_at > now else RunStatus.PENDING
+        )
+        return attrs
 
 
 def fingerprint(data) -> str:
@@ -280,7 +401,8 @@ class RunViewSet(
                 run = serializer.save(
                     owner=request.user, idempotency_key=key or None, request_fingerprint=body_hash
                 )
-                lifecycle.dispatch_on_commit(run)
+                if run.status == RunStatus.PENDING:  # a scheduled one waits for the scan
+                    lifecycle.dispatch_on_commit(run)
         except IntegrityError:
             # A concurrent request with the same key won the race: answer as it did.
             earlier = self.model.objects.filter(owner=request.user, idempotency_key=key).first()

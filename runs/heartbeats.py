@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -23,6 +23,7 @@ class Beating(Protocol):
     def beat(self) -> bool: ...
 
 
+@runtime_checkable
 class Cancellable(Protocol):
     run: Run
 
@@ -31,7 +32,7 @@ class Cancellable(Protocol):
 
 def cancel_check_seconds() -> float:
     """How often the thread looks at the cancel flags of the runs it keeps (1 s by default)."""
-    return float(getattr(settings, "RUN_CANCEL_CHECK_SECONDS", 1.0))
+    return settings.RUN_CANCEL_CHECK_SECONDS
 
 
 class Heartbeats:
@@ -88,8 +89,8 @@ class Heartbeats:
         """Cancel the contexts whose run's cancel flag is set: one query per run model."""
         by_model: dict[type[Run], list[Cancellable]] = defaultdict(list)
         for ctx in contexts:
-            if callable(getattr(ctx, "cancel", None)):
-                by_model[type(ctx.run)].append(ctx)  # type: ignore[arg-type]
+            if isinstance(ctx, Cancellable):  # a RunContext; not what keeps a canvas between parts
+                by_model[type(ctx.run)].append(ctx)
         for model, cancellable in by_model.items():
             try:
                 flagged = set(
@@ -100,9 +101,9 @@ class Heartbeats:
             except Exception:
                 logger.exception("cancel check for %s runs failed", model.__name__)
                 continue
-            for ctx in cancellable:
-                if ctx.run.pk in flagged:
-                    ctx.cancel()  # once; it keeps beating until its work has stopped
+            for each in cancellable:
+                if each.run.pk in flagged:
+                    each.cancel()  # once; it keeps beating until its work has stopped
 
 
 heartbeats = Heartbeats()

@@ -132,14 +132,17 @@ def dispatch_on_commit(run: Run) -> None:
 
 
 def request_cancel(run: Run, *, by: str = "user") -> bool:
-    """Set the durable cancel flag; an unstarted run ends now, a running one at its next step."""
+    """Set the durable cancel flag; an unstarted run ends now, a running one within a second or
+    two: its worker's heartbeat thread sees the flag and stops the engine call (`RunContext`)."""
     flagged = type(run).objects.filter(pk=run.pk, status__in=ACTIVE).update(cancel_requested=True)
     if not flagged:
         return False
     transition(
         run,
         RunStatus.CANCELLED,
-        only_from=frozenset({RunStatus.PENDING, RunStatus.QUEUED, RunStatus.WAITING}),
+        only_from=frozenset(
+            {RunStatus.SCHEDULED, RunStatus.PENDING, RunStatus.QUEUED, RunStatus.WAITING}
+        ),
         fenced=False,
         reason=f"cancelled by {by}",
         message="Cancelled before it finished.",

@@ -13,7 +13,8 @@ import logging
 import os
 import re
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -122,21 +123,66 @@ def scan(
     requeue_after_seconds: float = 3600,
     lost_after_seconds: float = 20,
 ) -> dict:
-    """1. dispatch runs left pending (the outbox relay); 2. rescue runs whose worker died;
-    3. dispatch again queued runs whose message the broker no longer holds (checked against
-    the broker after `lost_after_seconds`; after `requeue_after_seconds` when it cannot tell);
-    4. poll the provider jobs of waiting runs."""
+    """0. queue scheduled runs whose time came; 1. dispatch runs left pending (the outbox relay);
+    2. rescue runs whose worker died; 3. dispatch again queued runs whose message the broker no
+    longer holds (checked against the broker after `lost_after_seconds`; after
+    `requeue_after_seconds` when it cannot tell); 4. poll the provider jobs of waiting runs;
+    5. the steps other apps added (`add_step`), each under its name."""
+    scheduled = dispatch_scheduled()
     dispatched = outbox.relay_pending(older_than_seconds=pending_grace_seconds)
     rescued = rescue_stale()
     requeued = resend_lost(lost_after_seconds, requeue_after_seconds)
     polled = sum(poll_waiting(model) for model in run_models())
-    return {
+    outcome = {
+        "scheduled": scheduled,
         "dispatched": dispatched,
         "redispatched": rescued["redispatched"],
         "timed_out": rescued["timed_out"],
         "requeued": requeued,
         "polled": polled,
     }
+    return outcome | added_steps("scan")
+
+
+# Steps other apps add to the scan or the cleanup from their AppConfig.ready() (webhooks: the
+# deliveries that are due; old deliveries), so runs imports none of them. By name: adding one
+# twice keeps one.
+STEPS: dict[str, dict[str, Callable[[], int]]] = {"scan": {}, "cleanup": {}}
+
+
+def add_step(schedule: str, name: str, step: Callable[[], int]) -> None:
+    STEPS[schedule][name] = step
+
+
+def added_steps(schedule: str) -> dict[str, int]:
+    done = {}
+    for name, step in STEPS[schedule].items():
+        try:
+            done[name] = step()
+        except Exception:  # one app's step must not stop the lifecycle's own maintenance
+            logger.exception("%s step %s failed", schedule, name)
+    return done
+
+
+def dispatch_scheduled(now: datetime | None = None) -> int:
+    """Queue and send the scheduled runs whose `run_at` has come, in SKIP LOCKED batches (the
+    outbox relay's protocol: marked `queued` in the transaction, sent after the commit). The row
+    is the truth: a run due while every process was down goes at the first scan after."""
+    now = now or timezone.now()
+    sent = 0
+    for model in run_models():
+        while True:
+            with transaction.atomic():
+                due = outbox.lock_batch(model.objects.due(now).order_by("run_at"))
+                outbox.requeue_after_commit(
+                    model, due, message="Its time came; dispatched.", reason="its time came"
+                )
+            sent += len(due)
+            if len(due) < BATCH:
+                break
+    if sent:
+        logger.info("%s scheduled run(s) were due; dispatched", sent)
+    return sent
 
 
 def resend_lost(lost_after_seconds: float, requeue_after_seconds: float) -> int:
@@ -217,13 +263,15 @@ def cleanup(
     max_batches: int = 200,
 ) -> dict:
     """1. delete finished runs (results, artifact files) past retention;
-    2. delete expired Celery results; 3. delete artifact files no row owns."""
+    2. delete expired Celery results; 3. delete artifact files no row owns; 4. the steps other
+    apps added (`add_step`)."""
     days = retention_days or settings.RUN_RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=days)
     runs = sum(prune_runs(model, cutoff, max_batches) for model in run_models())
     results = prune_task_results(max_batches)
     files = remove_orphan_files(orphan_grace_seconds)
-    return {"runs": runs, "task_results": results, "orphan_files": files}
+    outcome = {"runs": runs, "task_results": results, "orphan_files": files}
+    return outcome | added_steps("cleanup")
 
 
 def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
@@ -239,6 +287,7 @@ def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
                 break
             names = artifact_names(model, pks)
             model.objects.filter(pk__in=pks).delete()  # cascades to results
+            signals.runs_deleted.send(sender=model, pks=pks)  # e.g. their history goes too
             transaction.on_commit(partial(remove_files, names))
         deleted += len(pks)
     if deleted:

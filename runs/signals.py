@@ -20,6 +20,8 @@ from django.dispatch import Signal
 run_changed = Signal()
 # sender: the run model; run: the Run instance (progress, stage, message as just written)
 run_progressed = Signal()
+# sender: the run model; pks: ids of runs just deleted (cleanup), inside the deleting transaction
+runs_deleted = Signal()
 
 
 @cache

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
@@ -16,6 +19,29 @@ from .models import ScheduleChange
 from .timing import InvalidSchedule, next_run_text, next_run_times, schedule_zone
 
 TRAIL_LENGTH = 20
+
+
+def zoned(moment: datetime | None) -> str:
+    """A time in the site's zone, with the zone's name: "2026-12-01 14:03:05 Asia/Shanghai"."""
+    if moment is None:
+        return "—"
+    if timezone.is_naive(moment):
+        return f"{moment:%Y-%m-%d %H:%M:%S}"
+    try:
+        local = timezone.localtime(moment)
+    except OverflowError:  # near the year 9999 the local time may not exist: say it in UTC
+        return f"{moment:%Y-%m-%d %H:%M:%S %Z}"
+    return f"{local:%Y-%m-%d %H:%M:%S} {timezone.get_current_timezone_name()}"
+
+
+def with_zoned_last_run(fieldsets):
+    """django-celery-beat's fieldsets with `last_run_at` shown by `last_run` (zone named)."""
+    return tuple(
+        (title, {**options, "fields": tuple(
+            "last_run" if name == "last_run_at" else name for name in options["fields"]
+        )})
+        for title, options in fieldsets
+    )  # fmt: skip
 
 
 class AuditedAdminMixin(admin.ModelAdmin):
@@ -164,18 +190,19 @@ class PeriodicTaskAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
         "schedule",
         "next_run",
         "last_result_link",
-        "last_run_at",
+        "last_run",
         "total_run_count",
     )
     readonly_fields = (
         *beat_admin.PeriodicTaskAdmin.readonly_fields,
+        "last_run",
         "next_runs",
         "last_result_link",
         "audit_trail",
     )
     fieldsets = (
         ("Status", {"fields": ("next_runs", "last_result_link")}),
-        *beat_admin.PeriodicTaskAdmin.fieldsets,
+        *with_zoned_last_run(beat_admin.PeriodicTaskAdmin.fieldsets),
         ("Audit trail", {"fields": ("audit_trail",)}),
     )
     actions = ("enable_tasks", "disable_tasks", "run_tasks")
@@ -211,7 +238,12 @@ class PeriodicTaskAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
 
     @admin.display(description="next run")
     def next_run(self, task):
-        return next_run_text(task)
+        text = next_run_text(task, fmt="%Y-%m-%d %H:%M:%S")
+        return f"{text} {schedule_zone(task).key}" if text[:1].isdigit() else text
+
+    @admin.display(description="last run at", ordering="last_run_at")
+    def last_run(self, task):
+        return zoned(task.last_run_at)
 
     @admin.display(description="next run times")
     def next_runs(self, task):
@@ -227,7 +259,12 @@ class PeriodicTaskAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
         return format_html(
             "{}<br>in {}",
             format_html_join(
-                "", "{}<br>", ((f"{when:%Y-%m-%d %H:%M:%S %Z (UTC%z)}",) for when in times)
+                "",
+                "{}<br>",
+                (
+                    (f"{when:%Y-%m-%d %H:%M:%S} {zone.key} ({when:%Z}, UTC{when:%z})",)
+                    for when in times
+                ),
             ),
             zone.key,
         )
@@ -238,7 +275,7 @@ class PeriodicTaskAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
         if result is None:
             return "—"
         url = reverse("admin:django_celery_results_taskresult_change", args=[result.pk])
-        done = f"{result.date_done:%Y-%m-%d %H:%M:%S}" if result.date_done else ""
+        done = zoned(result.date_done) if result.date_done else ""
         return format_html('<a href="{}">{} {}</a>', url, result.status, done)
 
     @admin.display(description="changes")
@@ -251,7 +288,7 @@ class PeriodicTaskAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    f"{row.at:%Y-%m-%d %H:%M:%S}",
+                    zoned(row.at),
                     row.actor_name or "—",
                     row.source,
                     row.action,
@@ -261,7 +298,7 @@ class PeriodicTaskAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
             ),
         )
         return format_html(
-            '<table class="audit-trail"><tr><th>when (UTC)</th><th>who</th><th>via</th>'
+            '<table class="audit-trail"><tr><th>when</th><th>who</th><th>via</th>'
             "<th>what</th><th>changes</th></tr>{}</table>",
             body,
         )
@@ -345,9 +382,16 @@ class CrontabScheduleAdmin(AuditedAdminMixin, beat_admin.CrontabScheduleAdmin):
 class ScheduleChangeAdmin(admin.ModelAdmin):
     """The whole trail, read-only: history is never edited."""
 
-    list_display = ("at", "actor_name", "source", "action", "object_type", "object_repr")
+    list_display = ("when", "actor_name", "source", "action", "object_type", "object_repr")
     list_filter = ("action", "source", "object_type")
     search_fields = ("object_repr", "actor_name")
+    fields = ("when", "actor_name", "source", "action", "object_type", "object_id",
+              "object_repr", "changes")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="at", ordering="at")
+    def when(self, change):
+        return zoned(change.at)
 
     def has_add_permission(self, request):
         return False

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+import events.admin
 from runs.admin import LIFECYCLE_FIELDS, RunAdmin
 
 from .models import VideoRun
@@ -15,15 +16,25 @@ INPUT_FIELDS = ("title", "prompt", "script", "characters", "resolution", "fps", 
 
 @admin.register(VideoRun)
 class VideoRunAdmin(RunAdmin):
+    api_basename = "video"  # /api/videos/<id>/ and its events/
     list_display = RunAdmin.columns_with("title")
     search_fields = (*RunAdmin.search_fields, "title")
-    readonly_fields = (*LIFECYCLE_FIELDS, *INPUT_FIELDS, "player", "portraits", "result_summary")
+    readonly_fields = (
+        *LIFECYCLE_FIELDS,
+        *INPUT_FIELDS,
+        "player",
+        "portraits",
+        "result_summary",
+        "history",
+    )
     fieldsets = (
         (None, {"fields": ("title", "resolution", "fps", "priority", "characters")}),
         ("Result", {"fields": ("player", "portraits", "result_summary")}),
         ("Input", {"fields": ("prompt", "script"), "classes": ("collapse",)}),
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
+        ("History", {"fields": ("history",)}),
     )
+    history = events.admin.history
 
     @admin.display(description="video")
     def player(self, run):

@@ -94,6 +94,16 @@ def env_cache_url(name: str, broker_url: str) -> str:
     return urlunsplit(broker._replace(path=f"/{next_db}"))
 
 
+def env_events_url(name: str, broker_url: str) -> str:
+    """A redis:// or rediss:// URL; default the broker's when it is Redis, else "" (off)."""
+    raw = env.str(name, default="").strip()
+    if raw:
+        if not raw.startswith(("redis://", "rediss://")):
+            raise ImproperlyConfigured(f"{name} must be a redis:// or rediss:// URL, not {raw!r}")
+        return raw
+    return broker_url if broker_url.startswith(("redis://", "rediss://")) else ""
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -119,6 +129,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "runs",
+    "webhooks",  # completion webhooks (a receiver of runs.signals, a step of the scan)
+    "events",  # the run history and live event streams (receivers of runs.signals)
     "schedules",
     "ops",
     "podcast",
@@ -177,7 +189,9 @@ if "." not in _db.get("ENGINE", ""):  # django-environ knew no backend for the U
 # persistent connection would outlive its thread, one per request (50 concurrent posts exhausted
 # MySQL's 151): there each request closes its connection. Gunicorn's threads are a fixed pool,
 # so elsewhere connections persist, at most one per thread and per worker process.
-_THREAD_PER_REQUEST = sys.argv[1:2] in (["runserver"], ["testserver"])
+# Django under an ASGI server (uvicorn: `make run`, the events service) runs each request's sync
+# code on a thread of its own too.
+_THREAD_PER_REQUEST = sys.argv[1:2] in (["runserver"], ["testserver"]) or "uvicorn" in sys.modules
 if _db["ENGINE"] == "django.db.backends.mysql":
     # Workers live for days: reuse a connection for a while, but check it before each use so a
     # connection the server dropped (wait_timeout) is replaced instead of failing a task.
@@ -292,6 +306,9 @@ SPECTACULAR_SETTINGS = {
 
 # Runs
 RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 10, minimum=1)
+# How often a worker looks at the cancel flags of the runs it executes: a cancel stops the
+# current engine call (ffmpeg, speech, a provider request) within about this long. Seconds.
+RUN_CANCEL_CHECK_SECONDS = env_seconds("RUN_CANCEL_CHECK_SECONDS", 1.0)
 # A running run whose heartbeat is older than this is presumed dead (its worker was killed).
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 3 * RUN_HEARTBEAT_SECONDS, minimum=1)
 RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
@@ -300,6 +317,23 @@ RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
 RUN_PART_GAP_SECONDS = env_int("RUN_PART_GAP_SECONDS", 30 * 60, minimum=1)
 # Finished runs, their results and artifact files older than this are removed by runs.cleanup.
 RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
+
+# Completion webhooks (webhooks/, docs/api.md "Webhooks"). A callback_url whose host resolves to
+# a private, loopback or link-local address is refused unless this is on (tests; a receiver on
+# the same network on purpose).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+# Each POST gives up after this long (connect, send, answer); then it is retried.
+WEBHOOK_TIMEOUT_SECONDS = env_seconds("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+# Failed deliveries are retried with exponential backoff (10 s doubling to an hour) this long.
+WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24, minimum=1)
+# The API's address as clients reach it, for the run's `url` in a webhook's body.
+WEBHOOK_PUBLIC_URL = (
+    env.str("WEBHOOK_PUBLIC_URL", default="").strip().rstrip("/") or "http://127.0.0.1:8000"
+)
+if not WEBHOOK_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"WEBHOOK_PUBLIC_URL must be an http:// or https:// URL, not {WEBHOOK_PUBLIC_URL!r}"
+    )
 
 # Generation engines (engines/ reads no environment: the steps pass these in as an EngineConfig).
 # Per capability, "local" (offline: sentence scoring, eSpeak NG, Pillow) or "openai" (an
@@ -402,6 +436,7 @@ _REDIS_BROKER = CELERY_BROKER_URL.startswith("redis")
 _TOP_PRIORITY, _NORMAL_PRIORITY = (0, 4) if _REDIS_BROKER else (9, 5)
 CELERY_TASK_ROUTES = {
     "runs.*": {"queue": "system", "priority": _TOP_PRIORITY},
+    "webhooks.*": {"queue": "system", "priority": _TOP_PRIORITY},  # short POSTs, never renders
     "podcast.*": {"queue": "podcast", "priority": _NORMAL_PRIORITY},
     "video.*": {"queue": "video", "priority": _NORMAL_PRIORITY},
     "*": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": _NORMAL_PRIORITY},
@@ -454,6 +489,13 @@ CACHES = {
         }
     )
 }
+
+# Live run events (events/): Redis Streams at EVENTS_REDIS_URL, by default the broker's Redis;
+# empty with a broker that is not Redis: the history still works, the event streams answer 503.
+EVENTS_REDIS_URL = env_events_url("EVENTS_REDIS_URL", CELERY_BROKER_URL)
+# An open event stream sends a comment this often when nothing happens (seconds), so proxies and
+# clients see it alive.
+EVENTS_HEARTBEAT_SECONDS = env_seconds("EVENTS_HEARTBEAT_SECONDS", 15.0)
 
 # Logging: to stderr; the scripts redirect worker and beat output to files under LOG_DIR.
 LOGGING = {

@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/", include("schedules.urls")),
     path("api/", include("podcast.urls")),
     path("api/", include("video.urls")),
+    path("api/", include("webhooks.urls")),  # the signing secret, each run's deliveries
+    path("api/", include("events.urls")),  # run history and live event streams, every kind
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -3,10 +3,10 @@ nodes (generation and system, as run_celery.py starts them) and beat."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from urllib.parse import urlsplit
 
@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ops.commandline import beat_command, redis_server_command, worker_layout
+from ops.commandline import asgi_command, beat_command, redis_server_command, worker_layout
 
 # The embedded Redis keeps its append-only file here (git-ignored), so messages queued in
 # development survive a Ctrl-C or a crash, as production's Redis does (deploy/redis/).
@@ -27,12 +27,15 @@ class Command(BaseCommand):
     help = "Run the web server, the Celery workers and beat together until Ctrl-C (development)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--port", type=int, default=8000, help="web server port (default 8000)")
+        parser.add_argument(
+            "--port", type=int, default=None, help="web server port (default: PORT, else 8000)"
+        )
         parser.add_argument(
             "--concurrency", type=int, default=2, help="the generation worker's processes"
         )
 
-    def handle(self, *args: str, port: int, concurrency: int, **options: object) -> None:
+    def handle(self, *args: str, port: int | None, concurrency: int, **options: object) -> None:
+        port = port if port is not None else port_from_environment()
         settings.LOG_DIR.mkdir(parents=True, exist_ok=True)
         redis_process = self.ensure_redis()
         call_command("migrate", interactive=False, verbosity=0)
@@ -92,7 +95,8 @@ class Command(BaseCommand):
 
     def start_services(self, port: int, concurrency: int) -> dict[str, subprocess.Popen[bytes]]:
         """Web, and the worker nodes (generation and system) and beat run_celery.py would start."""
-        commands = {"web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]}
+        # uvicorn: the API, the admin and the live event streams (SSE) from one process.
+        commands = {"web": asgi_command(port)}
         for node in worker_layout(concurrency=concurrency):
             commands[node.name] = node.command(hostname=f"{node.prefix}@%h")
         commands["beat"] = beat_command()
@@ -123,6 +127,16 @@ class Command(BaseCommand):
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def port_from_environment() -> int:
+    """The web port: PORT (from the environment or .env, as `make run PORT=9000` sets it), 8000."""
+    raw = os.environ.get("PORT", "").strip()
+    if not raw:
+        return 8000
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise CommandError(f"PORT must be a port number (1-65535), not {raw!r}.")
+    return int(raw)
 
 
 def redis_answers(url: str) -> bool:

@@ -1,0 +1,158 @@
+"""Live run events in Redis Streams.
+
+Every event is added (XADD, trimmed with MAXLEN ~) to three streams: the run's own (it expires a
+day after its last event), its owner's, and the staff stream (every run). A stream keeps its
+entries after they are read, so a client that reconnects with `Last-Event-ID` gets what it
+missed, the terminal event included; pub/sub would have lost it. Readers block on XREAD: no
+database poll per client. Publishing is best effort: the history rows in the database are the
+record, and a client that connects reads the run's state from there first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+from runs.api import first_line, without_paths
+from runs.models import TERMINAL
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "mediaruns:events:"
+STAFF_KEY = f"{PREFIX}staff"
+RUN_MAXLEN = 1000  # a run's transitions and steps; trimmed approximately (~)
+USER_MAXLEN = 2000
+STAFF_MAXLEN = 20000
+TTL_SECONDS = 24 * 3600  # a run's (and an idle user's) stream expires a day after its last event
+ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def run_key(run_id: object) -> str:
+    return f"{PREFIX}run:{run_id}"
+
+
+def user_key(owner_id: object) -> str:
+    return f"{PREFIX}user:{owner_id}"
+
+
+def enabled() -> bool:
+    return bool(settings.EVENTS_REDIS_URL)
+
+
+def event(
+    run_id: object,
+    kind: str,
+    *,
+    status: str,
+    progress: int | None,
+    stage: str,
+    message: str,
+    attempt: int,
+    reason: str = "",
+    at: datetime | None = None,
+) -> dict:
+    """One event's data, as clients receive it. The message is the owner's (no server paths)."""
+    return {
+        "id": str(run_id),
+        "kind": kind,
+        "status": str(status),
+        "progress": progress,
+        "stage": stage,
+        "message": without_paths(first_line(message or "")),
+        "attempt": attempt,
+        "reason": reason,
+        "at": (at or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def is_terminal(data: dict) -> bool:
+    return data.get("status") in TERMINAL
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    owner_id: object
+    data: dict
+
+
+@cache
+def client() -> redis.Redis:
+    """The publishing connection (sync: receivers run in workers and request threads). Short
+    timeouts: a Redis that does not answer costs a worker a second, never a stuck run."""
+    return redis.Redis.from_url(
+        settings.EVENTS_REDIS_URL, socket_timeout=1, socket_connect_timeout=1
+    )
+
+
+def publish(events: Iterable[Outgoing]) -> None:
+    """XADD each event to its run's, its owner's and the staff stream, in one round trip."""
+    if not enabled():
+        return
+    pipe = client().pipeline(transaction=False)
+    count = 0
+    for item in events:
+        fields = {"data": json.dumps(item.data, separators=(",", ":"))}
+        rkey, ukey = run_key(item.data["id"]), user_key(item.owner_id)
+        pipe.xadd(rkey, fields, maxlen=RUN_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.expire(rkey, TTL_SECONDS)
+        pipe.xadd(ukey, fields, maxlen=USER_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.expire(ukey, TTL_SECONDS)
+        pipe.xadd(STAFF_KEY, fields, maxlen=STAFF_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        count += 1
+    if not count:
+        return
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning("%s live event(s) not published: %s", count, exc)
+
+
+# Reading (async: the SSE views under the ASGI server)
+
+
+def reader() -> aredis.Redis:
+    """A connection of the stream's own: XREAD BLOCK holds it while it waits."""
+    return aredis.Redis.from_url(settings.EVENTS_REDIS_URL, socket_connect_timeout=2)
+
+
+def text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def decode(fields: object) -> dict:
+    return json.loads(fields[b"data"]) if isinstance(fields, dict) else {}
+
+
+async def newest_id(conn: aredis.Redis, key: str) -> str:
+    """The id of the stream's last entry, "0-0" when it has none."""
+    last = await conn.xrevrange(key, count=1)
+    return text(last[0][0]) if last else "0-0"
+
+
+async def oldest_id(conn: aredis.Redis, key: str) -> str | None:
+    first = await conn.xrange(key, count=1)
+    return text(first[0][0]) if first else None
+
+
+def id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def missed_some(conn: aredis.Redis, key: str, last_id: str) -> bool:
+    """True when entries after `last_id` may be gone: the stream expired (or never was), or its
+    oldest entry is later than `last_id` (trimmed). Then the client gets the state from the
+    database first."""
+    oldest = await oldest_id(conn, key)
+    if oldest is None:
+        return True
+    return last_id != "0-0" and id_tuple(oldest) > id_tuple(last_id)
