@@ -34,6 +34,7 @@ import argparse
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -472,11 +473,11 @@ def broker_down_at_submit(world: World) -> Result:
 
     size, result = world.size, BrokerAtSubmitResult("c")
     web = world.lab.start_web()
-    token = Token.objects.create(user=world.owner).key
+    tokens = [Token.objects.create(user=user).key for user in api_users(world, size.runs)]
     world.lab.redis.stop()
     down = time.time()
-    world.say(f"broker stopped; submitting {size.runs} runs to {web.base}")
-    answers = submit_over_http(web.base, token, size.runs)
+    world.say(f"broker stopped; {len(tokens)} users submit {size.runs} runs to {web.base}")
+    answers = submit_over_http(web.base, tokens, size.runs)
     result.submit_seconds = time.time() - down
     result.answers = dict(Counter(str(code) for code in answers))
     world.submitted = len(answers)
@@ -487,17 +488,32 @@ def broker_down_at_submit(world: World) -> Result:
     return world.settle(result, fault_end)
 
 
-def submit_over_http(base: str, token: str, count: int) -> list[int | str]:
-    """POST the runs with four clients at once, as several users' browsers or services would."""
+def api_users(world: World, runs: int) -> list:
+    """Enough users that none reaches the per-user cap on active runs (the API's abuse limit,
+    RUN_ACTIVE_LIMIT_PER_USER, where the code has one): this scenario measures the outbox, not
+    the limits, so it submits as many clients would instead of raising the cap."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    cap = getattr(settings, "RUN_ACTIVE_LIMIT_PER_USER", 0) or runs
+    extra = [
+        get_user_model().objects.create_user(f"chaos-{index}", password="chaos-bench-pw")
+        for index in range(1, math.ceil(runs / cap))
+    ]
+    return [world.owner, *extra]
+
+
+def submit_over_http(base: str, tokens: list[str], count: int) -> list[int | str]:
+    """POST the runs four at a time, the users taking turns."""
     import httpx
 
     body = {"steps": STEPS, "seconds_per_step": STEP_SECONDS}
-    headers = {"Authorization": f"Token {token}"}
-    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+    with httpx.Client(base_url=base, timeout=60) as client:
 
-        def post(_: int) -> int | str:
+        def post(index: int) -> int | str:
+            headers = {"Authorization": f"Token {tokens[index % len(tokens)]}"}
             try:
-                return client.post("/api/test/sleep-runs/", json=body).status_code
+                return client.post("/api/test/sleep-runs/", json=body, headers=headers).status_code
             except httpx.HTTPError as exc:
                 return type(exc).__name__
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from functools import cache
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from runs.api import first_line, without_paths
 from runs.models import TERMINAL
@@ -84,12 +87,20 @@ class Outgoing:
     data: dict
 
 
+PAUSE_AFTER_FAILURE = 5.0  # seconds without publishing after Redis failed to answer
+_paused_until = 0.0
+
+
 @cache
 def client() -> redis.Redis:
     """The publishing connection (sync: receivers run in workers and request threads). Short
-    timeouts: a Redis that does not answer costs a worker a second, never a stuck run."""
+    timeouts and no retries: a Redis that does not answer costs a transition a second at most,
+    and then publishing pauses for PAUSE_AFTER_FAILURE, so an outage never slows the runs."""
     return redis.Redis.from_url(
-        settings.EVENTS_REDIS_URL, socket_timeout=1, socket_connect_timeout=1
+        settings.EVENTS_REDIS_URL,
+        socket_timeout=1,
+        socket_connect_timeout=1,
+        retry=Retry(NoBackoff(), 0),
     )
 
 
@@ -108,11 +119,16 @@ def publish(events: Iterable[Outgoing]) -> None:
         pipe.expire(ukey, TTL_SECONDS)
         pipe.xadd(STAFF_KEY, fields, maxlen=STAFF_MAXLEN, approximate=True)  # type: ignore[arg-type]
         count += 1
+    global _paused_until
     if not count:
+        return
+    if time.monotonic() < _paused_until:
+        logger.info("%s live event(s) not published: Redis failed a moment ago", count)
         return
     try:
         pipe.execute()
     except redis.RedisError as exc:
+        _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         logger.warning("%s live event(s) not published: %s", count, exc)
 
 

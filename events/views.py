@@ -95,7 +95,7 @@ KIND = OpenApiParameter(
     OpenApiParameter.PATH,
     description="The run kind's collection, as in its own URLs: `podcasts` or `videos`.",
 )
-RUN_ID = OpenApiParameter("pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Run id.")
+RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Run id.")
 
 
 @extend_schema_view(

@@ -23,7 +23,8 @@ class Comments:
 
 def events(response: httpx.Response, comments: Comments | None = None) -> Iterator[Event]:
     """The events of an open `text/event-stream` answer, as they arrive."""
-    event_id, event_type, data = "", "message", []
+    event_id, event_type = "", "message"
+    data: list[str] = []
     for line in response.iter_lines():
         if line == "":
             if data:

@@ -10,6 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from celery import current_app
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -44,11 +45,6 @@ def client_for(base: str, user) -> httpx.Client:
 def status_of(run) -> str:
     run.refresh_from_db()
     return run.status
-
-
-def until_terminal(stream_events, seen: list) -> None:
-    for event in stream_events:
-        seen.append(event)
 
 
 def test_a_stream_follows_a_run_from_queued_to_succeeded_and_ends(asgi, user):
@@ -142,12 +138,15 @@ def test_the_user_stream_sees_the_users_runs_and_not_anothers(asgi, user, other_
 def test_staff_see_every_run_on_the_stream(asgi, user, django_user_model):
     staff = django_user_model.objects.create_user("carol", password="x-long-pass-3", is_staff=True)
     run = SleepRun.objects.create(owner=user, steps=1)
+    ended = None
     with client_for(asgi, staff) as client, stream(client, "/api/events/") as r:
         received = events(r)
         lifecycle.dispatch(run)
-        for event in received:
+        for event in received:  # a read waits 30 s at most
             if event.data["id"] == str(run.pk) and event.data["status"] in TERMINAL:
+                ended = event.data["status"]
                 break
+    assert ended == RunStatus.SUCCEEDED
 
 
 def test_others_runs_are_404_json_and_strangers_401(asgi, user, other_user):
@@ -235,3 +234,14 @@ def test_history_of_a_run_deleted_another_way_goes_in_a_bounded_pass(user):
     assert prune_orphans(older_than_days=30) == 1
     assert not RunEvent.objects.filter(run_id=run.pk).exists()
     assert RunEvent.objects.filter(run_id=alive.pk).exists()
+
+
+def test_the_admin_shows_the_history_as_a_table(user):
+    from events.admin import history
+
+    run = SleepRun.objects.create(owner=user)
+    assert history(None, run) == "No events yet."
+    lifecycle.request_cancel(run, by="staff")
+    table = history(None, run)
+    assert "<table>" in table and "pending → cancelled" in table
+    assert "cancelled by staff" in table and settings.TIME_ZONE in table

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from ops.testing import RedisServer, broker_of
+from ops.testing import RedisServer
 from runs import maintenance
 from runs.models import RunStatus
 from runs.tests.helpers import start_worker, wait_for
@@ -118,21 +118,20 @@ def test_a_scheduled_run_starts_by_a_real_beat_after_worker_and_beat_restarts(ap
     """Nothing but the row remembers the run: the worker and the beat that were up when it was
     booked are stopped and started again (it may even fall due while both are down), and the
     seeded scan schedule still starts it."""
-    own = RedisServer().start()
+    own = RedisServer().start()  # worker and beat of the test's own; this process sends nothing
     processes = []
     try:
-        with broker_of(own.url):
-            sync_schedules()  # the seeded "scan async runs", every 15 s
-            worker, beat = start_worker(own.url), start_beat(own.url, "beat-first")
-            processes += [worker, beat]
-            run_id = api.post(RUNS, {"steps": 1, "delay_seconds": 20}, format="json").json()["id"]
-            assert SleepRun.objects.get(pk=run_id).status == RunStatus.SCHEDULED
-            worker.stop()
-            beat.stop()
+        sync_schedules()  # the seeded "scan async runs", every 15 s
+        worker, beat = start_worker(own.url), start_beat(own.url, "beat-first")
+        processes += [worker, beat]
+        run_id = api.post(RUNS, {"steps": 1, "delay_seconds": 20}, format="json").json()["id"]
+        assert SleepRun.objects.get(pk=run_id).status == RunStatus.SCHEDULED
+        worker.stop()
+        beat.stop()
 
-            worker, beat = start_worker(own.url), start_beat(own.url, "beat-again")
-            processes += [worker, beat]
-            run = finished(run_id, timeout=120)
+        worker, beat = start_worker(own.url), start_beat(own.url, "beat-again")
+        processes += [worker, beat]
+        run = finished(run_id, timeout=120)
 
         assert run.status == "succeeded"
         assert run.queued_at >= run.run_at
