@@ -23,7 +23,7 @@ missed: 0 lost, 0 double terminal, 0 duplicate effects, every run terminal withi
 in (a) every maintenance firing done within one interval of its due time.
 
 Each scenario runs in a child process of its own (its own broker, database URL and Django), and
-stops every process it started, by pid, even on an error or Ctrl-C. Databases: `bench_chaos` on
+stops every process it started, by pid, even on an error or Ctrl-C. Databases: `bench_chaos_<x>` on
 the machine's MariaDB (127.0.0.1:3306, root), created fresh and dropped afterwards (--keep keeps it
 and the temporary folder with every log).
 """
@@ -71,7 +71,7 @@ from chaos_lab import double_terminal as count_double_terminal
 from chaos_lab import duplicate_effects as count_duplicate_effects
 from common import configure, mysql
 
-DATABASE = "bench_chaos"
+DATABASE = "bench_chaos_{}"  # one per scenario, so --keep keeps each for a post-mortem
 STEPS, STEP_SECONDS = 2, 0.5  # a short run: the faults, not the work, should dominate
 RUN_SECONDS = STEPS * STEP_SECONDS
 CONCURRENCY = 2
@@ -139,6 +139,8 @@ class Result:
     redo_to_terminal: str = ""  # previous claim -> terminal
     load: str = ""
     exited: list = field(default_factory=list)  # worker/beat processes that died on their own
+    why_not_succeeded: dict = field(default_factory=dict)  # "status: message" -> runs
+    paid_calls_repeated: int | None = None  # the sleeper's outside call, where it has one
     error: str = ""
 
     def misses(self) -> list[str]:
@@ -162,6 +164,12 @@ class Result:
                 "not terminal at the end: " + ", ".join(f"{s} {n}" for s, n in self.stuck.items())
             )
         lines.append("ended: " + (", ".join(f"{s} {n}" for s, n in self.ended.items()) or "none"))
+        for why, runs in self.why_not_succeeded.items():
+            lines.append(f"  {runs} x {why}")
+        if self.paid_calls_repeated is not None:
+            lines.append(
+                f"runs whose checkpointed outside call ran twice: {self.paid_calls_repeated}"
+            )
         if self.redo:
             lines.append(f"runs claimed again, previous claim -> next claim: {self.redo}")
             lines.append(f"  previous claim -> terminal: {self.redo_to_terminal}")
@@ -375,6 +383,8 @@ class World:
             [r.terminal_after for r in redos if r.terminal_after is not None]
         )
         result.maintenance = self.maintenance_lateness(until=time.time())
+        result.why_not_succeeded = retrying(self.failure_reasons)
+        result.paid_calls_repeated = self.paid_calls_repeated()
         result.load = f"{self.load_start:.1f} / {os.getloadavg()[0]:.1f}"
         result.exited = [
             f"{service.verb} pid {pid} ({service.log_dir.name}/{service.verb}.log)"
@@ -382,6 +392,34 @@ class World:
             for pid in service.exited()
         ]
         return result
+
+    def failure_reasons(self) -> dict:
+        """The commonest messages of runs that ended other than succeeded, and of stuck ones."""
+        from django.db.models import Count
+
+        rows = (
+            self.Run.objects.exclude(status="succeeded")
+            .values_list("status", "message")
+            .annotate(runs=Count("id"))
+            .order_by("-runs")[:4]
+        )
+        return {
+            f"{status}: {message or '(no message)'}"[:140]: runs for status, message, runs in rows
+        }
+
+    def paid_calls_repeated(self) -> int | None:
+        """Runs whose `pay_once` counter (the sleeper's stand-in for a paid provider call, a Redis
+        key per run, where the code has it) is above 1; None when there are none (older code, or
+        the broker crash wiped them)."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.lab.redis.url)
+            keys = list(client.scan_iter("sleeper:paid-calls:*", count=1000))
+            values = client.mget(keys) if keys else []
+        except redis.RedisError:
+            return None
+        return sum(1 for value in values if value and int(value) > 1) if keys else None
 
     def maintenance_lateness(self, until: float) -> dict:
         firings = retrying(self.recorder.completed)
@@ -665,28 +703,29 @@ def run_scenario(letter: str, size: Size, options: argparse.Namespace) -> Result
             world.recorder.stop()
         lab.close()
         if not options.keep:
-            drop_database(lab)
+            drop_database(lab, DATABASE.format(letter))
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def prepare(letter: str, lab: Lab, folder: Path) -> None:
     """Broker (and database) first: the settings read their URLs when Django starts."""
     lab.redis.start()
+    database = DATABASE.format(letter)
     if letter == "e":
         mariadb = lab.own_mariadb()
-        mariadb.create_database(DATABASE)
-        os.environ["DATABASE_URL"] = mariadb.url(DATABASE)
+        mariadb.create_database(database)
+        os.environ["DATABASE_URL"] = mariadb.url(database)
     else:  # the machine's MariaDB, whatever the caller's environment says
-        os.environ["DATABASE_URL"] = f"mysql://root@127.0.0.1:3306/{DATABASE}"
+        os.environ["DATABASE_URL"] = f"mysql://root@127.0.0.1:3306/{database}"
     os.environ.update(
         CELERY_BROKER_URL=lab.redis.url,
         LOG_DIR=str(folder / "logs"),
         MEDIA_ROOT=str(folder / "media"),
     )
-    configure(DATABASE, EXTRA_APPS="runs.tests.sleeper")
+    configure(database, EXTRA_APPS="runs.tests.sleeper")
     if letter != "e":
-        mysql(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        mysql(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4")
+        mysql(f"DROP DATABASE IF EXISTS `{database}`")
+        mysql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
     for command in (["migrate", "-v", "0"], ["sync_schedules"]):  # as `make run` / start_celery.sh
         manage(command)
     import django
@@ -718,12 +757,12 @@ def check_schedule_defaults() -> None:
             raise RuntimeError(f"schedule {name!r} is {row.task} every {every} s, not the default")
 
 
-def drop_database(lab: Lab) -> None:
+def drop_database(lab: Lab, name: str) -> None:
     from django.db import connections
 
     connections.close_all()
     if lab.mariadb is None:  # the own mariadbd's data goes with the folder
-        mysql(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+        mysql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def interrupted(*_: object) -> None:

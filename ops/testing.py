@@ -24,6 +24,7 @@ from typing import TypeVar
 import redis
 from celery import current_app
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from .commandline import (
     GENERATION_WORKER,
@@ -87,8 +88,10 @@ def broker_of(url: str) -> Iterator[None]:
     previous, previous_env = app.conf.broker_url, os.environ.get("CELERY_BROKER_URL")
 
     def switch(to: str, env: str | None) -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # The app's pool is kombu's global pool for its URL, shared with the producer pools:
+        # closing it alone leaves them holding a closed pool ("Acquire on closed pool") for every
+        # later test. Reset closes every pool and forgets them, so fresh ones are made on demand.
+        kombu_pools.reset()
         # Celery reads CELERY_BROKER_URL from the environment ahead of its configuration.
         if env is None:
             os.environ.pop("CELERY_BROKER_URL", None)
