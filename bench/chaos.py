@@ -19,8 +19,10 @@ terminal when the wait ended), double terminal (runs that entered a terminal sta
 from a trigger-written log of every transition), duplicate effects (runs whose steps completed more
 than once) and the seconds from the end of the fault until every run was terminal. The wait is
 bounded: 120 s (--grace) after the fault's end plus the work still left then. Exit 1 if a target is
-missed: 0 lost, 0 double terminal, 0 duplicate effects, every run terminal within that bound, and
-in (a) every maintenance firing done within one interval of its due time.
+missed: 0 lost, 0 double terminal, 0 duplicate effects, every run terminal within that bound; in
+(a) also every killed run terminal within 120 s (+ its work) of its death and every maintenance
+firing done within one interval of its due time; in (c) a 202 for every submit; in (f) no schedule
+sent twice for one due time and the follower leading after the kill.
 
 Each scenario runs in a child process of its own (its own broker, database URL and Django), and
 stops every process it started, by pid, even on an error or Ctrl-C. Databases: `bench_chaos_<x>` on
