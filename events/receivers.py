@@ -23,7 +23,7 @@ def kind_of(model) -> str:
 def record_changes(sender, changes: list[RunChange], **kwargs) -> None:
     """Write the history rows in the sender's transaction (they commit or roll back with the
     change), and publish the live events once it commits, each with the run's progress, stage
-    and message as the change left them (read in the same transaction)."""
+    and message as the change left them (carried by the change, not read again)."""
     kind = kind_of(sender)
     RunEvent.objects.bulk_create(
         RunEvent(
@@ -43,23 +43,16 @@ def record_changes(sender, changes: list[RunChange], **kwargs) -> None:
     )
     if not streams.enabled():
         return
-    states = {
-        pk: (progress, stage, message)
-        for pk, progress, stage, message in sender.objects.filter(
-            pk__in=[change.run_id for change in changes]
-        ).values_list("pk", "progress", "stage", "message")
-    }
     now = datetime.now(UTC)
     outgoing = []
     for change in changes:
-        progress, stage, message = states.get(change.run_id, (None, "", change.message))
         data = streams.event(
             change.run_id,
             kind,
             status=change.to_status,
-            progress=progress,
-            stage=stage,
-            message=message,
+            progress=change.progress,
+            stage=change.stage,
+            message=change.message,
             attempt=change.attempt,
             reason=change.reason,
             at=now,

@@ -22,6 +22,9 @@ from .models import Priority, Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
 
+# What a `run_changed` receiver is told about each run (runs.signals.RunChange).
+CHANGE_FIELDS = ("pk", "owner_id", "status", "attempt", "progress", "stage", "message")
+
 
 def message_priority(priority: str) -> int:
     """Celery message priority: Redis serves 0 first, AMQP serves the highest number first."""
@@ -77,7 +80,7 @@ def send_marked(model: type[Run], runs: list[Run], task_ids: dict, *, urgent: bo
         except (OperationalError, OSError) as exc:
             unsent = [task_ids[r.pk] for r in runs[sent:]]
             back = model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent)
-            returned = list(back.only("pk", "owner_id", "status", "attempt"))
+            returned = list(back.only(*CHANGE_FIELDS))
             if back.filter(pk__in=[r.pk for r in returned]).update(status=RunStatus.PENDING):
                 signals.changed(model, returned, RunStatus.PENDING, reason="the broker refused it")
             logger.warning("%s run(s) stay pending, the broker refused them: %s", len(unsent), exc)

@@ -39,7 +39,10 @@ class RunChange:
     to_status: str
     attempt: int
     reason: str = ""
+    # The run as the change left it, so receivers need not read it again.
     message: str = ""
+    progress: int | None = None
+    stage: str = ""
     host: str = field(default_factory=hostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -56,9 +59,18 @@ def changed(
             to_status=str(to_status),
             attempt=int(fields.get("attempt", run.attempt)),
             reason=reason,
-            message=str(fields.get("message", "")),
+            message=str(left(run, fields, "message") or ""),
+            progress=left(run, fields, "progress"),
+            stage=str(left(run, fields, "stage") or ""),
         )
         for run in runs
     ]
     if changes:
         run_changed.send(sender=model, changes=changes)
+
+
+def left(run, fields: dict, name: str):
+    """A field's value after the change: what the UPDATE wrote, else the instance's (None when the
+    UPDATE wrote an expression, whose value only the database knows)."""
+    value = fields.get(name, getattr(run, name))
+    return None if hasattr(value, "resolve_expression") else value

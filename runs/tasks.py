@@ -23,9 +23,15 @@ def check_timeouts(stale_after_seconds: float | None = None, timeout_minutes: fl
 
 
 @shared_task(name="runs.scan", **OPTIONS)
-def scan(pending_grace_seconds: float = 10, requeue_after_seconds: float = 3600) -> dict:
+def scan(
+    pending_grace_seconds: float = 10,
+    requeue_after_seconds: float = 3600,
+    lost_after_seconds: float = 20,
+) -> dict:
     return maintenance.scan(
-        pending_grace_seconds=pending_grace_seconds, requeue_after_seconds=requeue_after_seconds
+        pending_grace_seconds=pending_grace_seconds,
+        requeue_after_seconds=requeue_after_seconds,
+        lost_after_seconds=lost_after_seconds,
     )
 
 
