@@ -25,6 +25,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+from rest_framework.utils import model_meta
 
 from . import lifecycle, limits
 from .models import Priority, Run, RunStatus
@@ -232,6 +233,18 @@ class RunCreateSerializer(serializers.ModelSerializer):
                 check(url)
         return url
 
+    def create(self, validated_data):
+        info = model_meta.get_field_info(self.Meta.model)
+        many = {
+            name: validated_data.pop(name)
+            for name, relation in info.relations.items()
+            if relation.to_many and name in validated_data
+        }
+        run = self.Meta.model._default_manager.create(**validated_data)
+        for name, values in many.items():
+            getattr(run, name).add(*values)  # a new run has none: add() skips set()'s read
+        return run
+
     def to_internal_value(self, data):
         attrs = super().to_internal_value(data)
         delay = attrs.pop("delay_seconds", None)
@@ -398,11 +411,15 @@ class RunViewSet(
         try:
             with transaction.atomic():
                 limits.check_active_runs(request.user)
+                scheduled = serializer.validated_data["status"] == RunStatus.SCHEDULED
                 run = serializer.save(
-                    owner=request.user, idempotency_key=key or None, request_fingerprint=body_hash
+                    owner=request.user,
+                    idempotency_key=key or None,
+                    request_fingerprint=body_hash,
+                    **({} if scheduled else lifecycle.queued_on_insert()),
                 )
-                if run.status == RunStatus.PENDING:  # a scheduled one waits for the scan
-                    lifecycle.dispatch_on_commit(run)
+                if not scheduled:  # a scheduled one waits for the scan
+                    lifecycle.send_on_commit(run)
         except IntegrityError:
             # A concurrent request with the same key won the race: answer as it did.
             earlier = self.model.objects.filter(owner=request.user, idempotency_key=key).first()
@@ -420,7 +437,6 @@ class RunViewSet(
         return self.accepted(run)
 
     def accepted(self, run: Run) -> Response:
-        run.refresh_from_db()
         data = {"id": str(run.pk), "status": run.status, "url": self.detail_url(run)}
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 

@@ -131,6 +131,30 @@ def dispatch_on_commit(run: Run) -> None:
     transaction.on_commit(lambda: dispatch(run))
 
 
+def queued_on_insert() -> dict[str, Any]:
+    """Fields that create a run already `queued` (the submit path: one INSERT, no UPDATE after).
+
+    Its message leaves after commit (`send_on_commit`); should the process die in between, the
+    run is queued with no message, and the scan's lost-message check sends it again within
+    `lost_after_seconds` plus one scan interval, as for any message the broker lost.
+    """
+    return {"status": RunStatus.QUEUED, "queued_at": timezone.now(), "task_id": str(uuid.uuid4())}
+
+
+def send_on_commit(run: Run) -> None:
+    """Record the run's dispatch in this transaction and send its message once it commits; a
+    refused message leaves the run `pending` for the outbox relay, as `dispatch` does."""
+    signals.changed(
+        type(run), [run], RunStatus.QUEUED, from_status=RunStatus.PENDING, reason="dispatched"
+    )
+
+    def send() -> None:
+        if outbox.send_marked(type(run), [run], {run.pk: run.task_id}) == 0:
+            run.status = RunStatus.PENDING
+
+    transaction.on_commit(send)
+
+
 def request_cancel(run: Run, *, by: str = "user") -> bool:
     """Set the durable cancel flag; an unstarted run ends now, a running one within a second or
     two: its worker's heartbeat thread sees the flag and stops the engine call (`RunContext`)."""

@@ -52,11 +52,12 @@ def test_the_seeded_profiles_exist_after_the_data_migration(api):
 # Podcasts: a message per field for every kind of bad input
 
 
-def test_a_valid_request_is_accepted_and_stored_pending(api, source):
+def test_a_valid_request_is_accepted_and_stored_queued(api, source):
     reply = create_run(api, [source.pk])
     assert reply.status_code == 202, reply.json()
     run = PodcastRun.objects.get(pk=reply.json()["id"])
-    assert run.status == "pending"  # the test transaction never commits, so nothing is sent
+    # Inserted queued with its task id; the test transaction never commits, so nothing is sent.
+    assert run.status == "queued" and run.task_id and run.queued_at
     assert list(run.sources.all()) == [source]
     assert (run.episode_profile.slug, run.speaker_profile.slug) == ("short", "contrast")
 
@@ -119,7 +120,7 @@ def test_the_same_idempotency_key_gives_the_first_answer_and_one_run(api, source
 
 def test_list_filters_by_status_and_refuses_an_unknown_one(api, source):
     create_run(api, [source.pk])
-    assert api.get("/api/podcasts/?status=pending").json()["count"] == 1
+    assert api.get("/api/podcasts/?status=queued").json()["count"] == 1
     assert api.get("/api/podcasts/?status=succeeded").json()["count"] == 0
     assert "status" in errors_of(api.get("/api/podcasts/?status=bogus"))
 

@@ -241,3 +241,19 @@ def test_a_checkpointed_call_is_not_repeated_by_the_next_attempt(user):
     assert int(counter().get(paid_calls_key(run.pk)) or 0) == 1
     assert run.checkpoints == {"paid call": {"attempt": 1}}
     assert list(SleepEffect.objects.filter(run=run).values_list("attempt", flat=True)) == [2]
+
+
+def test_a_submit_whose_process_died_before_the_send_is_sent_at_the_next_scan(user, api):
+    """The API inserts runs already queued and sends after commit; a web process that dies
+    between the two leaves a queued run with no message, which the scan finds like a lost one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lifecycle.transaction, "on_commit", lambda callback, **kwargs: None)
+        reply = api.post("/api/test/sleep-runs/", {"steps": 1}, format="json")
+    assert reply.status_code == 202, reply.json()
+    run = SleepRun.objects.get(pk=reply.json()["id"])
+    assert run.status == RunStatus.QUEUED
+    assert run.task_id not in broker.held_task_ids(queue_names(), recent_seconds=60)
+    backdate(run, queued_at=30)
+
+    assert maintenance.scan()["requeued"] == 1
+    wait_status(run, RunStatus.SUCCEEDED)

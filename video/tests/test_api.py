@@ -27,7 +27,7 @@ def test_a_valid_prompt_is_accepted_with_the_defaults(api):
     answer = post(api, {"title": "Dawn", "prompt": "A keeper lights the lamp.", "characters": CAST})
     assert answer.status_code == 202
     run = VideoRun.objects.get(pk=answer.json()["id"])
-    assert (run.resolution, run.fps, run.status) == ("1280x720", 25, "pending")
+    assert (run.resolution, run.fps, run.status) == ("1280x720", 25, "queued")
     assert answer["Location"].endswith(f"/api/videos/{run.pk}/")
 
 
@@ -103,6 +103,6 @@ def test_runs_are_private_to_their_owner_and_need_a_login(api, user, other_user,
 
 def test_the_list_filters_by_status(api, video_body):
     post(api, video_body)
-    assert api.get("/api/videos/?status=pending").json()["count"] == 1
+    assert api.get("/api/videos/?status=queued").json()["count"] == 1
     assert api.get("/api/videos/?status=succeeded").json()["count"] == 0
     assert "status" in api.get("/api/videos/?status=bogus").json()
