@@ -234,13 +234,14 @@ class RunCreateSerializer(serializers.ModelSerializer):
         return url
 
     def create(self, validated_data):
-        info = model_meta.get_field_info(self.Meta.model)
+        model: type[Run] = self.Meta.model
+        info = model_meta.get_field_info(model)
         many = {
             name: validated_data.pop(name)
             for name, relation in info.relations.items()
             if relation.to_many and name in validated_data
         }
-        run = self.Meta.model._default_manager.create(**validated_data)
+        run = model.objects.create(**validated_data)
         for name, values in many.items():
             getattr(run, name).add(*values)  # a new run has none: add() skips set()'s read
         return run
