@@ -59,6 +59,13 @@ def noop(counter_key: str) -> None:
     counter().incr(counter_key)
 
 
+@shared_task(name="sleeper.noop_result", ignore_result=False)
+def noop_result() -> str:
+    """What users would run instead of the lifecycle: a task whose state and result Celery keeps
+    in the database with django-celery-results (the lifecycle benchmark's second anchor)."""
+    return "done"
+
+
 @cache
 def counter() -> redis.Redis:
     return redis.Redis.from_url(settings.CELERY_BROKER_URL)
