@@ -43,6 +43,8 @@ class RunChange:
     message: str = ""
     progress: int | None = None
     stage: str = ""
+    # The run's callback URL when the sender had it loaded ("" for none), None when unknown.
+    callback_url: str | None = None
     host: str = field(default_factory=hostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -62,6 +64,7 @@ def changed(
             message=str(left(run, fields, "message") or ""),
             progress=left(run, fields, "progress"),
             stage=str(left(run, fields, "stage") or ""),
+            callback_url=run.__dict__.get("callback_url"),  # never a query for a deferred field
         )
         for run in runs
     ]

@@ -62,7 +62,8 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def on_run_changed(sender: type[Run], changes: list[RunChange], **kwargs) -> None:
-    ended = {c.run_id: c for c in changes if c.to_status in TERMINAL}
+    # Runs known to have no callback URL need no read (the lifecycle's hot path).
+    ended = {c.run_id: c for c in changes if c.to_status in TERMINAL and c.callback_url != ""}
     if not ended:
         return
     runs = list(sender.objects.filter(pk__in=list(ended)).exclude(callback_url=""))
