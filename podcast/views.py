@@ -60,6 +60,7 @@ class ProfileViewSet(viewsets.ModelViewSet):
 
     permission_classes = (ReadForUsersWriteForStaff,)
     lookup_field = "slug"
+    cursor_ordering = ("slug",)  # unique (runs.pagination.CursorPages)
 
     @extend_schema(responses={204: None, 409: None})
     def destroy(self, request, *args, **kwargs):
@@ -88,10 +89,11 @@ class PodcastViewSet(RunViewSet):
     create_serializer_class = PodcastCreateSerializer
 
     def get_queryset(self):
-        runs = super().get_queryset()
-        return runs.select_related("episode_profile", "speaker_profile", "result").prefetch_related(
-            "sources"
-        )
+        # The profiles are fetched apart (two rows), not joined: an INNER JOIN lets MariaDB start
+        # from the small profile table and sort every run of the user. The result's join is a
+        # LEFT JOIN, which keeps the runs first and the newest-first index in use.
+        runs = super().get_queryset().select_related("result")
+        return runs.prefetch_related("episode_profile", "speaker_profile", "sources")
 
     @file_schema("audio/mpeg")
     @action(detail=True, methods=["get"])
