@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, prefetch_related_objects
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -93,7 +93,16 @@ class PodcastViewSet(RunViewSet):
         # from the small profile table and sort every run of the user. The result's join is a
         # LEFT JOIN, which keeps the runs first and the newest-first index in use.
         runs = super().get_queryset().select_related("result")
-        return runs.prefetch_related("episode_profile", "speaker_profile", "sources")
+        return runs.prefetch_related("episode_profile", "speaker_profile")
+
+    def paginate_queryset(self, queryset):
+        # A run shows the sources recorded when it was made (sources_snapshot). Only a run
+        # without that record reads its sources, all of the page's in one query: the join to the
+        # small source table would otherwise be paid for every page.
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            prefetch_related_objects([run for run in page if not run.sources_snapshot], "sources")
+        return page
 
     @file_schema("audio/mpeg")
     @action(detail=True, methods=["get"])
