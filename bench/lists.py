@@ -20,6 +20,7 @@ migrated, and dropped at the end unless --keep).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -57,7 +58,9 @@ def main() -> None:
         fill_others(kinds, options.others)
         for size in options.sizes:
             seconds = fill_owner(kinds, size)
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
             print(f"\n{size:,} runs of each kind for the bench user (filled in {seconds:.0f} s)")
+            print(f"  load average before measuring: {load}", flush=True)
             rows += measure(kinds, size, options)
     finally:
         from django.db import connections
