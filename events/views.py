@@ -108,6 +108,7 @@ RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, descri
 )
 class RunHistoryView(generics.ListAPIView):
     serializer_class = RunEventSerializer
+    cursor_ordering = ("at", "id")  # oldest first (runs.pagination.CursorPages)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

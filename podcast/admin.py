@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 
 import events.admin
 from runs.admin import LIFECYCLE_FIELDS, RunAdmin
+from runs.admin_paging import EstimatedCountPaginator
 
 from .models import EpisodeProfile, PodcastRun, Source, Speaker, SpeakerProfile
 
@@ -116,4 +117,6 @@ class SourceAdmin(admin.ModelAdmin):
     search_fields = ("title", "owner__username")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     list_filter = ("created_at",)

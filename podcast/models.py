@@ -112,7 +112,10 @@ class Source(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=["owner", "created_at"], name="podcast_source_own_cr")]
+        indexes = [
+            models.Index(fields=["owner", "created_at"], name="podcast_source_own_cr"),
+            models.Index(fields=["created_at"], name="podcast_source_cr"),  # staff's list
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, prefetch_related_objects
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -60,6 +60,7 @@ class ProfileViewSet(viewsets.ModelViewSet):
 
     permission_classes = (ReadForUsersWriteForStaff,)
     lookup_field = "slug"
+    cursor_ordering = ("slug",)  # unique (runs.pagination.CursorPages)
 
     @extend_schema(responses={204: None, 409: None})
     def destroy(self, request, *args, **kwargs):
@@ -88,10 +89,20 @@ class PodcastViewSet(RunViewSet):
     create_serializer_class = PodcastCreateSerializer
 
     def get_queryset(self):
-        runs = super().get_queryset()
-        return runs.select_related("episode_profile", "speaker_profile", "result").prefetch_related(
-            "sources"
-        )
+        # The profiles are fetched apart (two rows), not joined: an INNER JOIN lets MariaDB start
+        # from the small profile table and sort every run of the user. The result's join is a
+        # LEFT JOIN, which keeps the runs first and the newest-first index in use.
+        runs = super().get_queryset().select_related("result")
+        return runs.prefetch_related("episode_profile", "speaker_profile")
+
+    def paginate_queryset(self, queryset):
+        # A run shows the sources recorded when it was made (sources_snapshot). Only a run
+        # without that record reads its sources, all of the page's in one query: the join to the
+        # small source table would otherwise be paid for every page.
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            prefetch_related_objects([run for run in page if not run.sources_snapshot], "sources")
+        return page
 
     @file_schema("audio/mpeg")
     @action(detail=True, methods=["get"])

@@ -26,6 +26,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from . import lifecycle
+from .admin_paging import EstimatedCountPaginator
 from .models import ACTIVE, RETRYABLE, TERMINAL, RunStatus
 
 BADGE_COLOURS = {
@@ -117,6 +118,11 @@ class RunAdmin(admin.ModelAdmin):
     )
     readonly_fields: ClassVar[tuple[str, ...]] = LIFECYCLE_FIELDS
     actions = ("cancel_runs", "retry_runs", "redispatch_runs")
+    # At a million runs: no exact COUNT of the table (an estimate), none of the unfiltered table
+    # beside a filtered list, and the related rows chosen in get_queryset only.
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_select_related = ()
 
     @classmethod
     def columns_with(cls, title: str) -> tuple[str, ...]:
@@ -247,10 +253,11 @@ class RunAdmin(admin.ModelAdmin):
         return self.back_to(run)
 
     def get_queryset(self, request):
-        # The owner column and the result each row shows, in the page's one query: a queryset's
-        # own select_related would switch list_select_related off.
-        related = ["owner"] + (["result"] if self.has_result() else [])
-        return super().get_queryset(request).select_related(*related)
+        # The owners in one query of their own, not joined: an INNER JOIN lets MariaDB start
+        # from the small user table and sort the whole run table. The result is a LEFT JOIN,
+        # which keeps the runs first, read newest first from the created_at index.
+        runs = super().get_queryset(request).prefetch_related("owner")
+        return runs.select_related("result") if self.has_result() else runs
 
     def has_result(self) -> bool:
         return any(rel.name == "result" for rel in self.model._meta.related_objects)

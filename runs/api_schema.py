@@ -34,7 +34,7 @@ DESCRIPTIONS = {
     "400": "Bad input: one key per field, or `detail` (malformed or too deeply nested JSON).",
     "401": "No valid credentials (`Authorization: Token <key>` or a session).",
     "403": "Signed in, but not allowed to do this.",
-    "404": "No such object for this user (others' objects answer 404 too), or no such page.",
+    "404": "No such object for this user (others' objects answer 404 too).",
     "413": "The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.",
     "415": "The body is not JSON, a form or a multipart upload.",
     "422": "The Idempotency-Key was used with another body.",
@@ -73,8 +73,7 @@ def add_error_responses(result: dict[str, Any], generator, **kwargs) -> dict[str
                 codes.add("400")
             if any(requirement for requirement in operation.get("security", [])):
                 codes |= {"401", "403"}
-            has_page = any(p.get("name") == "page" for p in operation.get("parameters", []))
-            if "{" in path or has_page:
+            if "{" in path:
                 codes.add("404")
             if operation.get("requestBody"):
                 codes |= {"413", "415"}

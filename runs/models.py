@@ -133,11 +133,18 @@ class Run(models.Model):
         indexes = [
             # Maintenance finds its rows through these, never by scanning the table:
             # stale heartbeats (check timeouts), old pending/queued/waiting runs (scan),
-            # old finished runs (cleanup), and a user's newest runs (the API list).
+            # old finished runs (cleanup).
             models.Index(fields=["status", "heartbeat_at"], name="%(app_label)s_%(class)s_st_hb"),
             models.Index(fields=["status", "created_at"], name="%(app_label)s_%(class)s_st_cr"),
             models.Index(fields=["status", "finished_at"], name="%(app_label)s_%(class)s_st_fin"),
+            # The lists, newest first (ORDER BY created_at DESC, id DESC): a user's runs, a user's
+            # runs in one status, and everyone's (staff, the admin). InnoDB appends the primary
+            # key to every secondary index, so each also orders ties by id without a sort.
             models.Index(fields=["owner", "created_at"], name="%(app_label)s_%(class)s_own_cr"),
+            models.Index(
+                fields=["owner", "status", "created_at"], name="%(app_label)s_%(class)s_own_st"
+            ),
+            models.Index(fields=["created_at"], name="%(app_label)s_%(class)s_cr"),
             # Scheduled runs that are due (the scan).
             models.Index(fields=["status", "run_at"], name="%(app_label)s_%(class)s_st_at"),
         ]

@@ -217,6 +217,7 @@ class SchedulesViewSet(viewsets.ModelViewSet):
 
     serializer_class = ScheduleSerializer
     permission_classes = [permissions.IsAdminUser]
+    cursor_ordering = ("name",)  # unique (runs.pagination.CursorPages)
     queryset = validation.with_zone_text(PeriodicTask.objects.all()).order_by("name")
 
     @transaction.atomic
