@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import Case, QuerySet, Value, When
+from django.db.models import CharField, Expression, QuerySet
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
@@ -41,6 +41,26 @@ def lock_batch(queryset: QuerySet, limit: int = BATCH) -> list[Run]:
     return list(queryset.select_for_update(skip_locked=True).order_by()[:limit])
 
 
+class ByPk(Expression):
+    """`CASE id WHEN <pk> THEN <value> ... END`: one value per row in one UPDATE. Django's
+    `Case(When(pk=...))` says the same but builds a lookup per row, a few hundred µs each."""
+
+    output_field = CharField()
+
+    def __init__(self, model: type[Run], values: dict) -> None:
+        super().__init__()
+        self.pk_field = model._meta.pk
+        self.values = values
+
+    def as_sql(self, compiler, connection):
+        column = compiler.quote_name_unless_alias(self.pk_field.column)
+        params: list = []
+        for pk, value in self.values.items():
+            params += [self.pk_field.get_db_prep_value(pk, connection), value]
+        whens = " ".join(["WHEN %s THEN %s"] * len(self.values))
+        return f"CASE {column} {whens} END", params
+
+
 def mark_queued(
     model: type[Run], runs: list[Run], *, message: str | None = None, reason: str = "dispatched"
 ) -> dict:
@@ -54,7 +74,7 @@ def mark_queued(
         model.objects.filter(pk__in=task_ids).update(
             status=RunStatus.QUEUED,
             queued_at=timezone.now(),
-            task_id=Case(*(When(pk=pk, then=Value(tid)) for pk, tid in task_ids.items())),
+            task_id=ByPk(model, task_ids),
             **fields,
         )
         signals.changed(model, runs, RunStatus.QUEUED, reason=reason, **fields)
