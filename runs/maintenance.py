@@ -22,10 +22,11 @@ from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
-from . import broker, outbox, signals
+from . import broker, outbox, signals, waiting
 from .models import Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def check_timeouts(
     timeout_cutoff = timezone.now() - timedelta(minutes=timeout_minutes)
     timed_out = 0
     for model in run_models():
+        if not model.objects.overdue(timeout_cutoff).exists():  # a plain read first: no lock
+            continue
         with transaction.atomic():
             overdue = outbox.lock_batch(model.objects.overdue(timeout_cutoff))
             timed_out += end_timed_out(
@@ -72,6 +75,8 @@ def rescue_stale(stale_after_seconds: float | None = None) -> dict:
     cutoff = timezone.now() - timedelta(seconds=stale_after)
     timed_out = redispatched = 0
     for model in run_models():
+        if not model.objects.stale(cutoff).exists():
+            continue
         with transaction.atomic():
             stale = outbox.lock_batch(model.objects.stale(cutoff))
             spent = [run for run in stale if run.attempt >= run.max_attempts]
@@ -171,7 +176,7 @@ def dispatch_scheduled(now: datetime | None = None) -> int:
     now = now or timezone.now()
     sent = 0
     for model in run_models():
-        while True:
+        while model.objects.due(now).exists():
             with transaction.atomic():
                 due = outbox.lock_batch(model.objects.due(now).order_by("run_at"))
                 outbox.requeue_after_commit(
@@ -235,22 +240,46 @@ def queue_names() -> list[str]:
     return [queue.name for queue in current_app.conf.task_queues or ()]
 
 
+# A scan leases the waiting runs it polls for this long (their heartbeat_at says when they were
+# last polled), so a scan overlapping it, or the next one, leaves them alone meanwhile. Shorter
+# than the scan's 15 s interval: every scan polls every waiting run once.
+POLL_LEASE_SECONDS = 10
+
+
 def poll_waiting(model: type[Run]) -> int:
-    """Poll each waiting run under a SKIP LOCKED row lock, so a concurrent scan skips it."""
-    waiting = model.objects.filter(status=RunStatus.WAITING).order_by("created_at")
+    """Poll the provider job of each waiting run this scan leased; kinds without a poller are
+    skipped without a query."""
+    if not waiting.has_poller(model):
+        return 0
     polled = 0
-    for pk in list(waiting.values_list("pk", flat=True)[:BATCH]):
+    for run in lease_waiting(model):
         try:
-            with transaction.atomic():
-                rows = model.objects.select_for_update(skip_locked=True).order_by()
-                run = rows.filter(pk=pk, status=RunStatus.WAITING).first()
-                if run is None:
-                    continue
-                run.poll_remote()
-                polled += 1
+            run.poll_remote()  # its moves are conditional UPDATEs: a late poll changes nothing
+            polled += 1
         except Exception:
-            logger.exception("polling the provider job of run %s failed", pk)
+            logger.exception("polling the provider job of run %s failed", run.pk)
     return polled
+
+
+def lease_waiting(model: type[Run]) -> list[Run]:
+    """Claim a batch of waiting runs not polled for POLL_LEASE_SECONDS, in one short transaction:
+    lock them (SKIP LOCKED: a concurrent scan takes others) and stamp them polled now. The polls
+    then run outside any transaction, so a slow provider holds no row lock."""
+    now = timezone.now()
+    due = model.objects.filter(status=RunStatus.WAITING).filter(
+        Q(heartbeat_at__isnull=True)
+        | Q(heartbeat_at__lt=now - timedelta(seconds=POLL_LEASE_SECONDS))
+    )
+    if not due.exists():  # the usual answer: no transaction for it
+        return []
+    with transaction.atomic():
+        runs = outbox.lock_batch(due.order_by("heartbeat_at"))
+        if runs:
+            leased = model.objects.filter(pk__in=[run.pk for run in runs], status=RunStatus.WAITING)
+            leased.update(heartbeat_at=now)
+    for run in runs:
+        run.heartbeat_at = now
+    return runs
 
 
 # Clean up

@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import Case, QuerySet, Value, When
+from django.db.models import CharField, Expression, QuerySet
 from django.utils import timezone
-from kombu.exceptions import OperationalError
+from kombu.exceptions import KombuError
 
 from . import signals
 from .models import Priority, Run, RunStatus, run_models
@@ -41,6 +41,26 @@ def lock_batch(queryset: QuerySet, limit: int = BATCH) -> list[Run]:
     return list(queryset.select_for_update(skip_locked=True).order_by()[:limit])
 
 
+class ByPk(Expression):
+    """`CASE id WHEN <pk> THEN <value> ... END`: one value per row in one UPDATE. Django's
+    `Case(When(pk=...))` says the same but builds a lookup per row, a few hundred µs each."""
+
+    output_field = CharField()
+
+    def __init__(self, model: type[Run], values: dict) -> None:
+        super().__init__()
+        self.pk_field = model._meta.pk
+        self.values = values
+
+    def as_sql(self, compiler, connection):
+        column = compiler.quote_name_unless_alias(self.pk_field.column)
+        params: list = []
+        for pk, value in self.values.items():
+            params += [self.pk_field.get_db_prep_value(pk, connection), value]
+        whens = " ".join(["WHEN %s THEN %s"] * len(self.values))
+        return f"CASE {column} {whens} END", params
+
+
 def mark_queued(
     model: type[Run], runs: list[Run], *, message: str | None = None, reason: str = "dispatched"
 ) -> dict:
@@ -54,7 +74,7 @@ def mark_queued(
         model.objects.filter(pk__in=task_ids).update(
             status=RunStatus.QUEUED,
             queued_at=timezone.now(),
-            task_id=Case(*(When(pk=pk, then=Value(tid)) for pk, tid in task_ids.items())),
+            task_id=ByPk(model, task_ids),
             **fields,
         )
         signals.changed(model, runs, RunStatus.QUEUED, reason=reason, **fields)
@@ -62,30 +82,53 @@ def mark_queued(
 
 
 def send_marked(model: type[Run], runs: list[Run], task_ids: dict, *, urgent: bool = False) -> int:
-    """Send the marked runs' tasks; at the first refusal the rest go back to `pending` at once,
-    so a broker outage costs one connection timeout, not one per run. Returns how many went.
+    """Send the marked runs' tasks through one producer; returns how many went.
+
+    On Redis the messages (and their task-sent events) go in one pipeline when the batch ends,
+    one round trip instead of two per run. If the broker refuses, the runs not known to be sent
+    go back to `pending` at once, so an outage costs one connection timeout, not one per run; a
+    message that did arrive finds its run pending and claims it all the same (`CLAIMABLE`).
 
     `urgent` sends at the highest priority, ahead of any backlog: for runs rescued from a dead
     worker or a lost message, which have waited their turn once already.
     """
-    for sent, run in enumerate(runs):
-        priority = Priority.HIGH if urgent else run.priority
-        try:
-            current_app.send_task(
-                run.task_name,
-                args=[str(run.pk)],
-                task_id=task_ids[run.pk],
-                priority=message_priority(priority),
-            )
-        except (OperationalError, OSError) as exc:
-            unsent = [task_ids[r.pk] for r in runs[sent:]]
-            back = model.objects.filter(status=RunStatus.QUEUED, task_id__in=unsent)
-            returned = list(back.only(*CHANGE_FIELDS))
-            if back.filter(pk__in=[r.pk for r in returned]).update(status=RunStatus.PENDING):
-                signals.changed(model, returned, RunStatus.PENDING, reason="the broker refused it")
-            logger.warning("%s run(s) stay pending, the broker refused them: %s", len(unsent), exc)
-            return sent
-    return len(runs)
+    if not runs:
+        return 0
+    sent = 0
+    batched = False
+    try:
+        with current_app.producer_or_acquire() as producer:
+            batched = producer.supports_batch_publish
+            # Room for every message and its event: one flush, at the end of the batch.
+            with producer.batch(max_size=4 * len(runs)):
+                for run in runs:
+                    send_run(run, task_ids[run.pk], producer, urgent=urgent)
+                    sent += 1
+    except (KombuError, OSError) as exc:  # OperationalError, BatchPublishError (uncertain)
+        unsent = runs if batched else runs[sent:]  # a failed pipeline may have sent any of them
+        return_to_pending(model, [task_ids[run.pk] for run in unsent], exc)
+        return 0 if batched else sent
+    return sent
+
+
+def send_run(run: Run, task_id: str, producer, *, urgent: bool) -> None:
+    priority = Priority.HIGH if urgent else run.priority
+    current_app.send_task(
+        run.task_name,
+        args=[str(run.pk)],
+        task_id=task_id,
+        priority=message_priority(priority),
+        producer=producer,
+    )
+
+
+def return_to_pending(model: type[Run], task_ids: list[str], exc: Exception) -> None:
+    """Runs still `queued` under these task ids go back to `pending` for the next relay."""
+    back = model.objects.filter(status=RunStatus.QUEUED, task_id__in=task_ids)
+    returned = list(back.only(*CHANGE_FIELDS))
+    if back.filter(pk__in=[r.pk for r in returned]).update(status=RunStatus.PENDING):
+        signals.changed(model, returned, RunStatus.PENDING, reason="the broker refused it")
+    logger.warning("%s run(s) stay pending, the broker refused them: %s", len(task_ids), exc)
 
 
 def requeue_after_commit(
@@ -110,8 +153,10 @@ def relay_pending(*, older_than_seconds: float = 0) -> int:
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     sent = 0
     for model in run_models():
+        pending = model.objects.filter(status=RunStatus.PENDING, created_at__lte=cutoff)
+        if not pending.exists():  # the usual answer, read without a transaction
+            continue
         with transaction.atomic():
-            pending = model.objects.filter(status=RunStatus.PENDING, created_at__lte=cutoff)
             runs = lock_batch(pending)
             task_ids = mark_queued(model, runs)
         sent += send_marked(model, runs, task_ids)

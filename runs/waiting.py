@@ -22,6 +22,11 @@ def register_poller(model: type[M], poller: Callable[[M], None]) -> None:
     _pollers[model] = poller
 
 
+def has_poller(model: type[models.Model]) -> bool:
+    """Whether the scan has anything to poll for this kind's waiting runs."""
+    return model in _pollers
+
+
 def poll(run: models.Model) -> None:
     poller = _pollers.get(type(run))
     if poller is not None:

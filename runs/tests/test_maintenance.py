@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from runs import lifecycle, maintenance
+from runs import waiting as pollers
 from runs.models import RunStatus
 from runs.tests.helpers import wait_for
 from runs.tests.sleeper.models import SleepEffect, SleepResult, SleepRun
@@ -187,7 +188,7 @@ def test_the_scan_polls_each_waiting_run_once_even_when_two_scans_overlap(user, 
         time.sleep(1)
         lifecycle.transition(run, RunStatus.SUCCEEDED, only_from=lifecycle.IN_PROGRESS)
 
-    monkeypatch.setattr(SleepRun, "poll_remote", poll_remote)
+    monkeypatch.setitem(pollers._pollers, SleepRun, poll_remote)
     outcomes = in_threads(2, maintenance.scan)
 
     assert polls == [str(waiting.pk)]
