@@ -221,8 +221,8 @@ def reconcile(*, limit: int | None = None, grace_seconds: float | None = None) -
             cursor.started_at, cursor.visited, cursor.removed = timezone.now(), 0, 0
         oldest = timezone.now() - timedelta(seconds=grace)
         visited, removed, candidates = 0, 0, []
-        finished = True
-        for name in files_after("", tuple(cursor.position.split("/")) if cursor.position else ()):
+        walk = files_after("", tuple(cursor.position.split("/")) if cursor.position else ())
+        for name in walk:
             visited += 1
             cursor.position = name
             if ids := ids_in(name):
@@ -231,8 +231,8 @@ def reconcile(*, limit: int | None = None, grace_seconds: float | None = None) -
                 removed += remove_orphans(candidates, oldest)
                 candidates = []
             if visited >= limit:
-                finished = False
                 break
+        finished = next(walk, None) is None  # a look one name ahead: no empty last pass
         removed += remove_orphans(candidates, oldest)
         cursor.visited += visited
         cursor.removed += removed
