@@ -8,8 +8,9 @@ from django.db import models
 class DeletedRun(models.Model):
     """A deleted run whose artifacts the nightly sweep has yet to remove.
 
-    Written in the deleting transaction (a post_delete receiver: the cleanup's prune, the admin, any
-    ORM delete), so a deletion that rolls back leaves none. `name` is blank for the run itself (its
+    Written in the deleting transaction, one INSERT per deletion (ops.artifacts' pre_delete and
+    post_delete receivers: the cleanup's prune, the admin, any ORM delete), so a deletion that
+    rolls back leaves none. `name` is blank for the run itself (its
     folders, `<kind>/<run id>/`, go), or one file a deleted result held outside those folders
     (`podcasts/<run id>.mp3`). A run and its result may leave several rows; the sweep handles them
     by run id.

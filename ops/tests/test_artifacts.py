@@ -15,8 +15,9 @@ import pytest
 from celery import current_app
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ops import artifacts
@@ -176,8 +177,11 @@ def test_each_pass_handles_a_bounded_number_and_the_next_resumes(media_root, use
     settings.ARTIFACT_SWEEP_BATCH = 3
     runs = [finished_run(user, days_ago=1) for _ in range(5)]
     files = [artifact(f"sleeper/{run.pk}/out-{i}.bin") for run in runs for i in range(2)]
-    for run in runs:
-        run.delete()
+    with CaptureQueriesContext(connection) as queries:
+        SleepRun.objects.filter(pk__in=[run.pk for run in runs]).delete()
+    inserts = [q for q in queries if q["sql"].startswith("INSERT INTO `ops_deletedrun`")]
+    assert len(inserts) == 1  # one deletion, one INSERT, however many runs
+    assert DeletedRun.objects.count() == 5
 
     assert artifacts.sweep_deleted() == 6  # 3 runs, 2 files each
     assert DeletedRun.objects.count() == 2
