@@ -4,8 +4,8 @@
 2,000 podcast runs with 10 files each, named as the podcast steps name theirs (`podcasts/<id>.mp3`,
 the result's file, and `podcasts/<id>/line-0000N.wav` x9), on the filesystem storage, plus a few
 files without an id in `notes/` and `videos/`. Each round prunes 50 of the runs, then times:
-- new: `ops.artifacts.sweep_deleted`, the nightly pass (the 50 runs recorded at their deletion,
-  their files deleted by run-id prefix);
+- new: `ops.artifacts.nightly_pass`, the cleanup's step (the 50 runs recorded at their deletion,
+  their files deleted by run-id prefix; no reconciliation is due);
 - old: the walk runs.cleanup did before (os.walk over MEDIA_ROOT, a stat and a lookup per file,
   runs/maintenance.py `remove_orphan_files` at 12f9264, copied below), over the same 500 orphans;
 - reconcile: `ops.artifacts.reconcile`, the same full walk through the storage API (what now runs
@@ -153,7 +153,7 @@ def one_round(owner, pruned: int, old_first: bool) -> dict[str, float]:
 
     def new() -> None:
         write_files(doomed)  # idempotent: the files are there, or there again
-        times["new"], removed = timed(artifacts.sweep_deleted)
+        times["new"], removed = timed(artifacts.nightly_pass)
         assert removed == expected, f"the new pass removed {removed}, not {expected}"
 
     def old() -> None:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,10 +46,17 @@ OWNER_BATCH = 500  # file ids looked up in one query per model
 
 
 def nightly_pass() -> int:
-    """The cleanup's step: the deleted runs' files, then a bounded part of a reconciliation when
-    one is under way or due. Returns the files deleted."""
-    removed = sweep_deleted()
-    if reconcile_due():
+    """The cleanup's step: the deleted runs' files, pass after pass until none are left or
+    ARTIFACT_SWEEP_SECONDS are spent (the cleanup runs under the system queue's time limit), then
+    a bounded part of a reconciliation when one is under way or due. Returns the files deleted."""
+    deadline = time.monotonic() + settings.ARTIFACT_SWEEP_SECONDS
+    removed = 0
+    while True:
+        swept = sweep_deleted()
+        removed += swept.removed
+        if swept.rows < settings.ARTIFACT_SWEEP_BATCH or time.monotonic() >= deadline:
+            break
+    if time.monotonic() < deadline and reconcile_due():
         removed += reconcile().removed
     return removed
 
@@ -130,15 +138,21 @@ def under_run_folder(name: str, run_id) -> bool:
 # The nightly pass over deleted runs
 
 
-def sweep_deleted(limit: int | None = None) -> int:
-    """Delete the files of runs deleted since the last pass, at most `limit` rows' worth; returns
-    the files deleted. Rows are claimed with SKIP LOCKED, so two passes at once share the work."""
+@dataclass(frozen=True)
+class Swept:
+    rows: int  # recorded deletions this pass claimed
+    removed: int  # files it deleted
+
+
+def sweep_deleted(limit: int | None = None) -> Swept:
+    """Delete the files of runs deleted since the last pass, at most `limit` rows' worth. Rows
+    are claimed with SKIP LOCKED, so two passes at once share the work."""
     limit = limit or settings.ARTIFACT_SWEEP_BATCH
     removed = 0
     with transaction.atomic():
         rows = list(DeletedRun.objects.select_for_update(skip_locked=True)[:limit])
         if not rows:
-            return 0
+            return Swept(rows=0, removed=0)
         names: dict[uuid.UUID, set[str]] = {}
         for row in rows:
             names.setdefault(row.run_id, set()).add(row.name)
@@ -157,7 +171,7 @@ def sweep_deleted(limit: int | None = None) -> int:
         DeletedRun.objects.filter(pk__in=[row.pk for row in rows if row.run_id in done]).delete()
     if removed:
         logger.info("removed %s artifact file(s) of %s deleted run(s)", removed, len(done))
-    return removed
+    return Swept(rows=len(rows), removed=removed)
 
 
 def top_folders() -> list[str]:

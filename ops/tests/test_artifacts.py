@@ -147,7 +147,7 @@ def test_an_orm_delete_queues_the_run_and_a_rolled_back_one_queues_nothing(media
         raise RuntimeError("changed my mind")
 
     assert list(DeletedRun.objects.values_list("run_id", flat=True)) == [gone.pk]
-    assert artifacts.sweep_deleted() == 1
+    assert artifacts.sweep_deleted().removed == 1
     assert not gone_file.exists() and kept_file.exists()
 
 
@@ -157,7 +157,7 @@ def test_a_result_deleted_alone_leaves_its_live_runs_files(media_root, user):
     PodcastResult.objects.filter(run=run).delete()  # the run may write the same names again
     assert DeletedRun.objects.filter(run_id=run.pk).exists()
 
-    assert artifacts.sweep_deleted() == 0
+    assert artifacts.sweep_deleted().removed == 0
     assert all(path.exists() for path in files)
     assert not DeletedRun.objects.exists()
 
@@ -183,13 +183,26 @@ def test_each_pass_handles_a_bounded_number_and_the_next_resumes(media_root, use
     assert len(inserts) == 1  # one deletion, one INSERT, however many runs
     assert DeletedRun.objects.count() == 5
 
-    assert artifacts.sweep_deleted() == 6  # 3 runs, 2 files each
+    assert artifacts.sweep_deleted() == artifacts.Swept(rows=3, removed=6)  # 2 files a run
     assert DeletedRun.objects.count() == 2
     assert sum(path.exists() for path in files) == 4
 
-    assert artifacts.sweep_deleted() == 4
+    assert artifacts.sweep_deleted() == artifacts.Swept(rows=2, removed=4)
     assert not any(path.exists() for path in files)
-    assert artifacts.sweep_deleted() == 0
+    assert artifacts.sweep_deleted() == artifacts.Swept(rows=0, removed=0)
+
+
+def test_the_nightly_pass_sweeps_batch_after_batch_within_its_time(media_root, user, settings):
+    settings.ARTIFACT_SWEEP_BATCH = 2
+    runs = [finished_run(user, days_ago=1) for _ in range(7)]
+    files = [artifact(f"sleeper/{run.pk}/out.bin") for run in runs]
+    SleepRun.objects.all().delete()
+
+    settings.ARTIFACT_SWEEP_SECONDS = 0  # spent after the first pass
+    assert artifacts.nightly_pass() == 2
+    settings.ARTIFACT_SWEEP_SECONDS = 60
+    assert artifacts.nightly_pass() == 5  # three more passes: 2, 2 and the last 1
+    assert not any(path.exists() for path in files) and not DeletedRun.objects.exists()
 
 
 # The full reconciliation
