@@ -14,10 +14,11 @@ files without an id in `notes/` and `videos/`. Each round prunes 50 of the runs,
 The 500 files are written again before each measurement; the order of old and new alternates;
 one warm-up round is not counted.
 
-    .venv/bin/python bench/orphans.py [--runs 2000] [--pruned 50] [--rounds 5] [--keep]
+    .venv/bin/python bench/orphans.py [--runs 2000] [--pruned 50] [--rounds 5] [--media-parent DIR]
 
 Environment: DATABASE_URL (default a bench_orphans database on the local MariaDB, created,
-migrated and dropped at the end unless --keep); MEDIA_ROOT is a temporary folder, removed after.
+migrated and dropped at the end unless --keep); MEDIA_ROOT is a temporary folder under
+--media-parent (the system's temporary folder unless told), removed afterwards.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from pathlib import Path
 
 from common import configure, database_name, mysql, prepare_database
 
-MEDIA = tempfile.mkdtemp(prefix="bench-orphans-media-")
-configure("bench_orphans", broker_db=11, EXTRA_APPS="runs.tests.sleeper", MEDIA_ROOT=MEDIA)
+configure("bench_orphans", broker_db=11, EXTRA_APPS="runs.tests.sleeper")
+MEDIA = ""  # a temporary folder under --media-parent, made MEDIA_ROOT before Django starts
 DB_NAME = database_name()
 FILES_PER_RUN = 10
 
@@ -180,7 +181,16 @@ def main() -> None:
     parser.add_argument("--pruned", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument(
+        "--media-parent",
+        default=tempfile.gettempdir(),
+        help="where the files go (/dev/shm takes a disk shared with other work out of the figures)",
+    )
     options = parser.parse_args()
+    global MEDIA
+    MEDIA = os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(
+        prefix="bench-orphans-media-", dir=options.media_parent
+    )
     if DB_NAME is None:
         sys.exit("bench/orphans.py measures MariaDB/MySQL: set DATABASE_URL=mysql://...")
     prepare_database(fresh=True)

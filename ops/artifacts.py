@@ -5,9 +5,10 @@ Artifacts are named by run id (`podcasts/<id>.mp3`, `podcasts/<id>/line-00001.wa
 `videos/<id>/video.mp4`): the id says who owns a file, and a file with no id in its name is never
 touched. Two passes:
 
-- `sweep_deleted`, every night as a step of runs.cleanup: the runs deleted since the last pass
-  (DeletedRun rows, written in the deleting transaction) lose their files by run-id prefix. It
-  visits only what changed, at most ARTIFACT_SWEEP_BATCH rows a pass; the rest waits for the next.
+- `sweep_deleted`, every night as a step of runs.cleanup (`nightly_pass`): the runs deleted since
+  the last pass (DeletedRun rows, written in the deleting transaction) lose their files by run-id
+  prefix. It visits only what changed: ARTIFACT_SWEEP_BATCH rows a pass, passes until none are
+  left or ARTIFACT_SWEEP_SECONDS are spent; the rest waits for the next night.
 - `reconcile`, rarely (a walk starts every ARTIFACT_RECONCILE_DAYS) or on demand
   (`manage.py reconcile_artifacts`): walks every file and deletes those named by an id no row has.
   A pass visits at most ARTIFACT_RECONCILE_FILES files and leaves a cursor the next one resumes
@@ -198,7 +199,7 @@ def remove_folder(folder: str) -> int:
     """Delete every file under `folder` (a run-id prefix); returns how many."""
     try:
         folders, files = default_storage.listdir(folder)
-    except FileNotFoundError:  # the filesystem: the run wrote nothing here
+    except (FileNotFoundError, NotADirectoryError):  # the filesystem: the run wrote no folder here
         return 0
     removed = sum(remove_folder(f"{folder}/{inner}") for inner in folders)
     for name in files:
@@ -297,7 +298,7 @@ def files_after(folder: str, after: tuple[str, ...]) -> Iterator[str]:
     `after` without listing the folders that hold only such names."""
     try:
         folders, files = default_storage.listdir(folder)
-    except FileNotFoundError:  # the filesystem: gone meanwhile, or nothing written yet
+    except (FileNotFoundError, NotADirectoryError):  # the filesystem: gone or replaced meanwhile
         return
     entries = sorted([(name, True) for name in folders] + [(name, False) for name in files])
     for entry, is_folder in entries:
@@ -325,12 +326,18 @@ def remove_orphans(candidates: list[tuple[str, set[uuid.UUID]]], oldest: datetim
             continue
         default_storage.delete(name)
         removed += 1
-        folder = name.rpartition("/")[0]
-        if UUID_RE.fullmatch(folder.rpartition("/")[2]):
-            emptied.add(folder)
-    for folder in emptied:
+        emptied.update(folders_named_by_id(name))
+    for folder in sorted(emptied, key=len, reverse=True):  # the deepest first
         remove_empty_folder(folder)
     return removed
+
+
+def folders_named_by_id(name: str) -> Iterator[str]:
+    """The folders above `name` that carry an id (`videos/<id>/portraits`, `videos/<id>`)."""
+    folder = name.rpartition("/")[0]
+    while UUID_RE.search(folder):
+        yield folder
+        folder = folder.rpartition("/")[0]
 
 
 def modified_before(name: str, oldest: datetime) -> bool:

@@ -212,7 +212,7 @@ def test_the_reconciliation_removes_old_orphans_but_not_young_owned_or_unnamed_f
     media_root, user
 ):
     owned = SleepRun.objects.create(owner=user)
-    orphan = artifact(f"videos/{uuid.uuid4()}/scene.png")
+    orphan = artifact(f"videos/{uuid.uuid4()}/portraits/host.png")
     young_orphan = artifact(f"podcasts/{uuid.uuid4()}.mp3", age_seconds=0)
     kept = artifact(f"podcasts/{owned.pk}.mp3")
     unnamed = artifact("notes/readme.txt")
@@ -220,7 +220,7 @@ def test_the_reconciliation_removes_old_orphans_but_not_young_owned_or_unnamed_f
     done = artifacts.reconcile(grace_seconds=3600)
 
     assert done == artifacts.ReconcilePass(visited=4, removed=1, finished=True)
-    assert not orphan.exists() and not orphan.parent.exists()
+    assert not orphan.exists() and not orphan.parent.parent.exists()  # its emptied folders too
     assert young_orphan.exists() and kept.exists() and unnamed.exists()
     cursor = SweepCursor.objects.get(name=artifacts.RECONCILE)
     assert cursor.position == "" and cursor.finished_at is not None
