@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -190,6 +191,31 @@ def test_each_pass_handles_a_bounded_number_and_the_next_resumes(media_root, use
     assert artifacts.sweep_deleted() == artifacts.Swept(rows=2, removed=4)
     assert not any(path.exists() for path in files)
     assert artifacts.sweep_deleted() == artifacts.Swept(rows=0, removed=0)
+
+
+def test_two_passes_at_once_share_the_work(media_root, user, settings):
+    settings.ARTIFACT_SWEEP_BATCH = 3
+    runs = [finished_run(user, days_ago=1) for _ in range(6)]
+    files = [artifact(f"sleeper/{run.pk}/out-{i}.bin") for run in runs for i in range(2)]
+    SleepRun.objects.all().delete()
+    barrier, swept = threading.Barrier(2), []
+
+    def sweep() -> None:
+        try:
+            barrier.wait()
+            swept.append(artifacts.sweep_deleted())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # SKIP LOCKED: each run's rows went to one pass, so no file was counted twice.
+    assert sum(s.rows for s in swept) == 6 and sum(s.removed for s in swept) == len(files)
+    assert not any(path.exists() for path in files) and not DeletedRun.objects.exists()
 
 
 def test_the_nightly_pass_sweeps_batch_after_batch_within_its_time(media_root, user, settings):
