@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import models, transaction
 from django.db.models.signals import post_delete, pre_delete
 from django.utils import timezone
@@ -211,9 +211,11 @@ def remove_folder(folder: str) -> int:
 
 
 def remove_empty_folder(folder: str) -> None:
-    # The filesystem's storage removes an empty directory on delete(); a bucket has none to remove.
-    with contextlib.suppress(OSError):  # not empty: a file was written meanwhile
-        default_storage.delete(folder)
+    """The filesystem's storage removes an empty directory on delete(); a bucket has no folders
+    (and a request for one would be wasted)."""
+    if isinstance(default_storage, FileSystemStorage):
+        with contextlib.suppress(OSError):  # not empty: a file was written meanwhile
+            default_storage.delete(folder)
 
 
 def existing_ids(ids: set[uuid.UUID]) -> set[uuid.UUID]:
