@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -159,7 +159,7 @@ def sweep_deleted(limit: int | None = None) -> Swept:
             names.setdefault(row.run_id, set()).add(row.name)
         # A result deleted alone leaves a row, but its run lives on and may write the same names
         # again: its files are not ours to touch.
-        alive = existing_ids(set(names))
+        alive = existing_ids(set(names), owners=run_models())
         folders = top_folders()
         done = []
         for run_id, run_names in names.items():
@@ -218,10 +218,10 @@ def remove_empty_folder(folder: str) -> None:
             default_storage.delete(folder)
 
 
-def existing_ids(ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """The ids some row has. Any model with a UUID primary key counts as an owner, so an upload
-    named by another object's id is never taken for an orphan."""
-    owners = [m for m in apps.get_models() if isinstance(m._meta.pk, models.UUIDField)]
+def existing_ids(ids: set[uuid.UUID], owners: Sequence[type[models.Model]] = ()) -> set[uuid.UUID]:
+    """The ids some row of `owners` has. By default any model with a UUID primary key counts as
+    an owner, so an upload named by another object's id is never taken for an orphan."""
+    owners = owners or [m for m in apps.get_models() if isinstance(m._meta.pk, models.UUIDField)]
     found: set[uuid.UUID] = set()
     wanted = list(ids)
     for start in range(0, len(wanted), OWNER_BATCH):
@@ -322,7 +322,7 @@ def remove_orphans(candidates: list[tuple[str, set[uuid.UUID]]], oldest: datetim
     if not candidates:
         return 0
     owned = existing_ids(set().union(*(ids for _, ids in candidates)))
-    removed, emptied = 0, set()
+    removed, emptied = 0, set[str]()
     for name, ids in candidates:
         if ids & owned or not modified_before(name, oldest):
             continue
