@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 from celery import current_app
-from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -292,14 +289,15 @@ def cleanup(
     max_batches: int = 200,
 ) -> dict:
     """1. delete finished runs (results, artifact files) past retention;
-    2. delete expired Celery results; 3. delete artifact files no row owns; 4. the steps other
-    apps added (`add_step`)."""
+    2. delete expired Celery results; 3. the steps other apps added (`add_step`), among them
+    ops' artifact sweep ("orphan_files"), which runs after the prune so the runs it just deleted
+    lose their other files too. `orphan_grace_seconds` is accepted for schedules that still pass
+    it; the sweep's grace is ARTIFACT_ORPHAN_GRACE_SECONDS."""
     days = retention_days or settings.RUN_RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=days)
     runs = sum(prune_runs(model, cutoff, max_batches) for model in run_models())
     results = prune_task_results(max_batches)
-    files = remove_orphan_files(orphan_grace_seconds)
-    outcome = {"runs": runs, "task_results": results, "orphan_files": files}
+    outcome = {"runs": runs, "task_results": results}
     return outcome | added_steps("cleanup")
 
 
@@ -375,52 +373,3 @@ def prune_task_results(max_batches: int) -> int:
 
 # Artifacts are named by run id (podcasts/<id>.mp3, videos/<id>/...): the id says who owns a file.
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def remove_orphan_files(grace_seconds: float) -> int:
-    """Delete files under MEDIA_ROOT named by an id no row has; files without an id are left alone.
-
-    Any model with a UUID primary key counts as an owner, so an upload named by another object's
-    id is never taken for an orphan. Files younger than the grace may belong to a run being written.
-    """
-    root = Path(settings.MEDIA_ROOT)
-    if not root.is_dir():
-        return 0
-    oldest = timezone.now().timestamp() - grace_seconds
-    candidates = list(files_named_by_id(root, oldest))
-    removed = 0
-    for start in range(0, len(candidates), BATCH):
-        batch = candidates[start : start + BATCH]
-        owned = existing_ids({file_id for file_id, _ in batch})
-        for file_id, path in batch:
-            if file_id not in owned:
-                path.unlink(missing_ok=True)
-                remove_empty_run_dir(path.parent, root)
-                removed += 1
-    if removed:
-        logger.info("removed %s orphaned artifact file(s)", removed)
-    return removed
-
-
-def files_named_by_id(root: Path, oldest: float):
-    for folder, _, filenames in os.walk(root):
-        for filename in filenames:
-            path = Path(folder) / filename
-            found = UUID_RE.search(str(path.relative_to(root)))
-            if found and modified_before(path, oldest):
-                yield uuid.UUID(found.group()), path
-
-
-def modified_before(path: Path, oldest: float) -> bool:
-    try:
-        return path.stat().st_mtime < oldest
-    except FileNotFoundError:  # removed meanwhile (a concurrent cleanup)
-        return False
-
-
-def existing_ids(ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    owners = [m for m in apps.get_models() if isinstance(m._meta.pk, models.UUIDField)]
-    found: set[uuid.UUID] = set()
-    for model in owners:
-        found.update(model._default_manager.filter(pk__in=ids).values_list("pk", flat=True))
-    return found

@@ -319,6 +319,20 @@ RUN_PART_GAP_SECONDS = env_int("RUN_PART_GAP_SECONDS", 30 * 60, minimum=1)
 # Finished runs, their results and artifact files older than this are removed by runs.cleanup.
 RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
 
+# The artifact sweep (ops/artifacts.py), a step of the nightly runs.cleanup. Deleted runs' files
+# go by run-id prefix, at most this many recorded deletions a pass (one transaction).
+ARTIFACT_SWEEP_BATCH = env_int("ARTIFACT_SWEEP_BATCH", 500, minimum=1)
+# Passes follow one another until none is left or this many seconds are spent (the cleanup runs
+# under the system queue's 2-minute soft limit); the rest waits for the next night.
+ARTIFACT_SWEEP_SECONDS = env_int("ARTIFACT_SWEEP_SECONDS", 60)
+# The full reconciliation (every file, deleting those named by an id no row has) starts every
+# this many days (0: only `manage.py reconcile_artifacts`); each nightly pass visits at most
+# ARTIFACT_RECONCILE_FILES files of it and resumes where the last stopped.
+ARTIFACT_RECONCILE_DAYS = env_int("ARTIFACT_RECONCILE_DAYS", 7)
+ARTIFACT_RECONCILE_FILES = env_int("ARTIFACT_RECONCILE_FILES", 20_000, minimum=1)
+# The reconciliation leaves younger files alone: one may belong to a row not yet committed.
+ARTIFACT_ORPHAN_GRACE_SECONDS = env_int("ARTIFACT_ORPHAN_GRACE_SECONDS", 3600)
+
 # Completion webhooks (webhooks/, docs/api.md "Webhooks"). A callback_url whose host resolves to
 # a private, loopback or link-local address is refused unless this is on (tests; a receiver on
 # the same network on purpose).

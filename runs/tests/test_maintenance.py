@@ -233,20 +233,6 @@ def test_cleanup_removes_old_runs_with_their_results_and_files_and_keeps_the_res
     assert recent_file.exists()
 
 
-def test_cleanup_removes_orphaned_files_but_not_young_or_unnamed_ones(user):
-    owned = SleepRun.objects.create(owner=user)
-    orphan = artifact(f"videos/{uuid.uuid4()}/scene.png", age_seconds=7200)
-    young_orphan = artifact(f"podcasts/{uuid.uuid4()}.mp3")
-    kept = artifact(f"podcasts/{owned.pk}.mp3", age_seconds=7200)
-    unnamed = artifact("notes/readme.txt", age_seconds=7200)
-
-    outcome = maintenance.cleanup(orphan_grace_seconds=3600)
-
-    assert outcome["orphan_files"] == 1
-    assert not orphan.exists() and not orphan.parent.exists()
-    assert young_orphan.exists() and kept.exists() and unnamed.exists()
-
-
 def test_cleanup_deletes_expired_celery_results_in_batches():
     expired_at = timezone.now() - timedelta(seconds=settings.CELERY_RESULT_EXPIRES + 60)
     TaskResult.objects.bulk_create(
