@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -28,7 +29,7 @@ def ensure_bucket() -> bool:
     already or the storage is the local filesystem (nothing to make). Safe to run on every start."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    storage = default_storage
+    storage: Any = default_storage  # django-storages' S3Storage here: its connection and names
     if not is_object_storage(storage):
         return False
     client = storage.connection.meta.client

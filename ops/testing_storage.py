@@ -214,7 +214,7 @@ def start_s3_worker(broker_url: str, server: SeaweedFS, **env: str) -> ServicePr
     MEDIA_ROOT and temporary folder of its own: it shares no disk with the test process."""
     private = Path(tempfile.mkdtemp(prefix="s3-worker-"))
     (private / "tmp").mkdir()
-    return start_worker(
-        broker_url,
-        **server.env(MEDIA_ROOT=str(private / "media"), TMPDIR=str(private / "tmp"), **env),
+    environment: dict[str, Any] = server.env(
+        MEDIA_ROOT=str(private / "media"), TMPDIR=str(private / "tmp"), **env
     )
+    return start_worker(broker_url, **environment)

@@ -247,7 +247,7 @@ def test_health_is_degraded_when_the_storage_stops_and_only_then(
     beat = start_beat(broker_url)
     try:
         settings.STORAGES = {**settings.STORAGES, "default": server.storage()}
-        healthy = wait_for(lambda: healthy_report(), timeout=60, what="a healthy report")
+        healthy = wait_for(healthy_report, timeout=60, what="a healthy report")
         assert healthy["storage"] == "ok"
 
         server.kill()
@@ -263,6 +263,23 @@ def test_health_is_degraded_when_the_storage_stops_and_only_then(
         server.stop()
 
 
-def healthy_report() -> dict | None:
+def healthy_report() -> dict:
     report = check_health()
-    return report if report["status"] == "healthy" else None
+    return report if report["status"] == "healthy" else {}
+
+
+# Set-up paths
+
+
+def test_every_setup_path_makes_the_bucket_and_every_unit_reads_the_environment_file():
+    units = {
+        path.name: path.read_text() for path in (ROOT / "deploy" / "systemd").glob("*.service")
+    }
+    for name, text in units.items():
+        assert "EnvironmentFile=/srv/mediaruns/.env" in text, name
+    for name in ("mediaruns-web.service", "mediaruns-worker.service"):
+        assert "ExecStartPre=/srv/mediaruns/.venv/bin/python manage.py ensure_bucket" in units[name]
+    supervisor = (ROOT / "deploy" / "supervisor" / "mediaruns.conf").read_text()
+    assert "manage.py ensure_bucket &&" in supervisor
+    devserver = (ROOT / "ops" / "management" / "commands" / "devserver.py").read_text()
+    assert 'call_command("ensure_bucket")' in devserver

@@ -104,6 +104,43 @@ def env_events_url(name: str, broker_url: str) -> str:
     return broker_url if broker_url.startswith(("redis://", "rediss://")) else ""
 
 
+def s3_storage(
+    bucket_name: str,
+    *,
+    endpoint_url: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    region_name: str,
+    url_seconds: int,
+) -> dict:
+    """STORAGES["default"] for an S3-compatible bucket (the tests build theirs with it too)."""
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket_name,
+            "endpoint_url": endpoint_url,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "region_name": region_name,
+            "default_acl": None,  # objects stay private: only presigned URLs reach them
+            "file_overwrite": True,  # artifacts are named by run id; a retry replaces its own
+            "querystring_auth": True,
+            "querystring_expire": url_seconds,
+            # Path-style addressing (http://host/bucket/key) and signature v4: what SeaweedFS
+            # and MinIO answer, and AWS too. A storage that is down fails within seconds.
+            "client_config": Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        },
+    }
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -243,6 +280,12 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 # Media is never served from a public path: views stream each file to its owner.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
+# Operations (ops/): the bearer token a Prometheus scraper sends to /api/metrics (none: staff
+# only), and Flower's basic auth for `run_celery.py monitor` (user:password, required there;
+# Flower reads the variable from the environment itself, so the password stays out of `ps`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
 
 # Media storage (docs/operations.md, "Media storage"): `filesystem` keeps artifacts under MEDIA_ROOT
 # (one machine); `s3` keeps them in an S3-compatible bucket (AWS, SeaweedFS, MinIO) that every web
@@ -253,43 +296,6 @@ MEDIA_STORAGE = env_choice("MEDIA_STORAGE", "filesystem", ("filesystem", "s3"))
 # through the web server, byte ranges included.
 MEDIA_S3_DOWNLOAD = env_choice("MEDIA_S3_DOWNLOAD", "redirect", ("redirect", "stream"))
 MEDIA_S3_URL_SECONDS = env_int("MEDIA_S3_URL_SECONDS", 300, minimum=1)
-
-
-def s3_storage(
-    bucket_name: str,
-    *,
-    endpoint_url: str | None,
-    access_key: str | None,
-    secret_key: str | None,
-    region_name: str,
-    url_seconds: int,
-) -> dict:
-    """STORAGES["default"] for an S3-compatible bucket (the tests build theirs with it too)."""
-    from botocore.config import Config
-
-    return {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": bucket_name,
-            "endpoint_url": endpoint_url,
-            "access_key": access_key,
-            "secret_key": secret_key,
-            "region_name": region_name,
-            "default_acl": None,  # objects stay private: only presigned URLs reach them
-            "file_overwrite": True,  # artifacts are named by run id; a retry replaces its own
-            "querystring_auth": True,
-            "querystring_expire": url_seconds,
-            # Path-style addressing (http://host/bucket/key) and signature v4: what SeaweedFS
-            # and MinIO answer, and AWS too. A storage that is down fails within seconds.
-            "client_config": Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},
-                connect_timeout=5,
-                read_timeout=60,
-                retries={"mode": "standard", "max_attempts": 3},
-            ),
-        },
-    }
 
 
 if MEDIA_STORAGE == "s3":
