@@ -233,7 +233,8 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # units run it before the web server starts): hashed names cached for a year, gzip copies. With
 # DEBUG on (development, the test suite) files come straight from the apps, no collectstatic.
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Run artifacts (runs/artifacts.py): files under MEDIA_ROOT, each replaced in one rename.
+    "default": {"BACKEND": "runs.artifacts.ArtifactStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -243,6 +244,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 # Media is never served from a public path: views stream each file to its owner.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# Where each run attempt gets its private working folder (removed when the attempt ends); empty:
+# the system's temporary folder (TMPDIR).
+RUN_TMP_DIR = env.str("RUN_TMP_DIR", default="") or None
 LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
 # Operations (ops/): the bearer token a Prometheus scraper sends to /api/metrics (none: staff
 # only), and Flower's basic auth for `run_celery.py monitor` (user:password, required there;
