@@ -446,6 +446,30 @@ CELERY_TASK_ROUTES = {
     "*": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": _NORMAL_PRIORITY},
 }
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
+
+
+# TASK_QUEUE_ROUTES: named tasks sent to another queue than their route's, as task=queue pairs
+# separated by commas ("video.speak_narration=video_b,video.compose=video_b"). A worker consuming
+# only that queue then runs only those tasks: how a test pins each canvas part to one worker
+# (machine), or how a deployment keeps one kind of work on the machines made for it.
+def env_task_routes(name: str) -> dict[str, str]:
+    routes = {}
+    for pair in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
+        task, _, queue = (side.strip() for side in pair.partition("="))
+        if not task or not queue:
+            raise ImproperlyConfigured(f"{name} must be task=queue pairs, not {pair!r}")
+        routes[task] = queue
+    return routes
+
+
+TASK_QUEUE_ROUTES = env_task_routes("TASK_QUEUE_ROUTES")
+for _task, _queue in TASK_QUEUE_ROUTES.items():
+    # An exact task name wins over the patterns above (Celery's map routes).
+    CELERY_TASK_ROUTES[_task] = {"queue": _queue, "priority": _NORMAL_PRIORITY}
+    if _queue not in {queue.name for queue in CELERY_TASK_QUEUES}:
+        CELERY_TASK_QUEUES.append(
+            Queue(_queue, routing_key=_queue, queue_arguments={"x-max-priority": 10})
+        )
 # Generation tasks keep no Celery result (the run row holds it); maintenance tasks opt in.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = "django-db"
