@@ -247,6 +247,70 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 # Where each run attempt gets its private working folder (removed when the attempt ends); empty:
 # the system's temporary folder (TMPDIR).
 RUN_TMP_DIR = env.str("RUN_TMP_DIR", default="") or None
+
+# Media storage (docs/operations.md, "Media storage"): `filesystem` keeps artifacts under MEDIA_ROOT
+# (one machine); `s3` keeps them in an S3-compatible bucket (AWS, SeaweedFS, MinIO) that every web
+# and worker machine shares, configured with django-storages' own AWS_* names.
+MEDIA_STORAGE = env_choice("MEDIA_STORAGE", "filesystem", ("filesystem", "s3"))
+# Downloads from the bucket: `redirect` answers 302 to a presigned URL that lives
+# MEDIA_S3_URL_SECONDS (clients must reach AWS_S3_ENDPOINT_URL); `stream` passes the object
+# through the web server, byte ranges included.
+MEDIA_S3_DOWNLOAD = env_choice("MEDIA_S3_DOWNLOAD", "redirect", ("redirect", "stream"))
+MEDIA_S3_URL_SECONDS = env_int("MEDIA_S3_URL_SECONDS", 300, minimum=1)
+
+
+def s3_storage(
+    bucket_name: str,
+    *,
+    endpoint_url: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    region_name: str,
+    url_seconds: int,
+) -> dict:
+    """STORAGES["default"] for an S3-compatible bucket (the tests build theirs with it too)."""
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket_name,
+            "endpoint_url": endpoint_url,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "region_name": region_name,
+            "default_acl": None,  # objects stay private: only presigned URLs reach them
+            "file_overwrite": True,  # artifacts are named by run id; a retry replaces its own
+            "querystring_auth": True,
+            "querystring_expire": url_seconds,
+            # Path-style addressing (http://host/bucket/key) and signature v4: what SeaweedFS
+            # and MinIO answer, and AWS too. A storage that is down fails within seconds.
+            "client_config": Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        },
+    }
+
+
+if MEDIA_STORAGE == "s3":
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="").strip()
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME must be set when MEDIA_STORAGE is s3")
+    STORAGES["default"] = s3_storage(
+        AWS_STORAGE_BUCKET_NAME,
+        # Empty: AWS itself; SeaweedFS or MinIO: their address, e.g. http://10.0.0.5:8333.
+        endpoint_url=env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+        # Empty: boto3's own search (its variables, ~/.aws, an instance role).
+        access_key=env.str("AWS_ACCESS_KEY_ID", default="") or None,
+        secret_key=env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+        region_name=env.str("AWS_S3_REGION_NAME", default="") or "us-east-1",
+        url_seconds=MEDIA_S3_URL_SECONDS,
+    )
+
 LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
 # Operations (ops/): the bearer token a Prometheus scraper sends to /api/metrics (none: staff
 # only), and Flower's basic auth for `run_celery.py monitor` (user:password, required there;
