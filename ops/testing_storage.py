@@ -137,7 +137,7 @@ class SeaweedFS:
     def bucket_names(self) -> list[str]:
         return [bucket["Name"] for bucket in self.client().list_buckets().get("Buckets", [])]
 
-    def object_names(self, prefix: str = "", bucket: str | None = None) -> list[str]:
+    def keys(self, prefix: str = "", bucket: str | None = None) -> list[str]:
         """Every object name under `prefix` in the bucket."""
         pages = self.client().get_paginator("list_objects_v2")
         return [

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -21,11 +21,12 @@ from pathlib import Path
 from celery import current_app
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.db import models, transaction
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
-from . import broker, outbox, signals
+from . import artifacts, broker, outbox, signals
 from .models import Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
@@ -286,9 +287,10 @@ def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
             if not pks:
                 break
             names = artifact_names(model, pks)
+            folders = [f"{model.artifact_folder}/{pk}" for pk in pks if model.artifact_folder]
             model.objects.filter(pk__in=pks).delete()  # cascades to results
             signals.runs_deleted.send(sender=model, pks=pks)  # e.g. their history goes too
-            transaction.on_commit(partial(remove_files, names))
+            transaction.on_commit(partial(remove_files, names, folders))
         deleted += len(pks)
     if deleted:
         logger.info("deleted %s %s past retention", deleted, model.__name__)
@@ -314,13 +316,16 @@ def related_owners(model: type[Run]) -> list[tuple[type[models.Model], str]]:
     ]
 
 
-def remove_files(names: list[str]) -> None:
-    root = Path(settings.MEDIA_ROOT).resolve()
+def remove_files(names: list[str], folders: Sequence[str] = ()) -> None:
+    """Delete the runs' artifacts through the storage: the named files, then each run's folder
+    (what no result names: the spoken lines of a run that failed)."""
     for name in names:
-        path = (root / name).resolve()
-        if root in path.parents:  # a stored name never points outside MEDIA_ROOT
-            path.unlink(missing_ok=True)
-            remove_empty_run_dir(path.parent, root)
+        try:
+            artifacts.delete(name)
+        except SuspiciousOperation:  # a stored name never points outside the storage
+            logger.warning("not deleting %r: outside the storage", name)
+    for folder in folders:
+        artifacts.delete_folder(folder)
 
 
 def remove_empty_run_dir(folder: Path, root: Path) -> None:

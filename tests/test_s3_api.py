@@ -91,7 +91,7 @@ def test_a_podcast_is_stored_in_the_bucket_and_downloaded_from_it(
     run = finished(api, accepted.json()["url"])
     run_id = run["id"]
 
-    keys = s3_media.object_names()
+    keys = s3_media.keys("podcasts/")
     mp3_keys = [key for key in keys if run_id in key and key.endswith(".mp3")]
     assert len(mp3_keys) == 1, keys
     assert not_on_this_disk(mp3_keys[0])
@@ -120,7 +120,7 @@ def test_a_video_is_stored_in_the_bucket_and_downloaded_from_it(
     run = finished(api, accepted.json()["url"])
     run_id, result = run["id"], run["result"]
 
-    keys = [key for key in s3_media.object_names() if run_id in key]
+    keys = s3_media.keys(f"videos/{run_id}/")
     assert any(key.endswith(".mp4") for key in keys), keys
     assert sum(key.endswith(".png") for key in keys) >= 2, keys
     assert all(not_on_this_disk(key) for key in keys)

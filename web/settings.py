@@ -270,7 +270,8 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # units run it before the web server starts): hashed names cached for a year, gzip copies. With
 # DEBUG on (development, the test suite) files come straight from the apps, no collectstatic.
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Run artifacts (runs/artifacts.py): files under MEDIA_ROOT, each replaced in one rename.
+    "default": {"BACKEND": "runs.artifacts.ArtifactStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -280,12 +281,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 # Media is never served from a public path: views stream each file to its owner.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
-LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
-# Operations (ops/): the bearer token a Prometheus scraper sends to /api/metrics (none: staff
-# only), and Flower's basic auth for `run_celery.py monitor` (user:password, required there;
-# Flower reads the variable from the environment itself, so the password stays out of `ps`).
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
+# Where each run attempt gets its private working folder (removed when the attempt ends); empty:
+# the system's temporary folder (TMPDIR).
+RUN_TMP_DIR = env.str("RUN_TMP_DIR", default="") or None
 
 # Media storage (docs/operations.md, "Media storage"): `filesystem` keeps artifacts under MEDIA_ROOT
 # (one machine); `s3` keeps them in an S3-compatible bucket (AWS, SeaweedFS, MinIO) that every web
@@ -312,6 +310,13 @@ if MEDIA_STORAGE == "s3":
         region_name=env.str("AWS_S3_REGION_NAME", default="") or "us-east-1",
         url_seconds=MEDIA_S3_URL_SECONDS,
     )
+
+LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
+# Operations (ops/): the bearer token a Prometheus scraper sends to /api/metrics (none: staff
+# only), and Flower's basic auth for `run_celery.py monitor` (user:password, required there;
+# Flower reads the variable from the environment itself, so the password stays out of `ps`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
 
 # Security (production: DEBUG off behind TLS)
 if not DEBUG:
@@ -505,6 +510,30 @@ CELERY_TASK_ROUTES = {
     "*": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": _NORMAL_PRIORITY},
 }
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
+
+
+# TASK_QUEUE_ROUTES: named tasks sent to another queue than their route's, as task=queue pairs
+# separated by commas ("video.speak_narration=video_b,video.compose=video_b"). A worker consuming
+# only that queue then runs only those tasks: how a test pins each canvas part to one worker
+# (machine), or how a deployment keeps one kind of work on the machines made for it.
+def env_task_routes(name: str) -> dict[str, str]:
+    routes = {}
+    for pair in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
+        task, _, queue = (side.strip() for side in pair.partition("="))
+        if not task or not queue:
+            raise ImproperlyConfigured(f"{name} must be task=queue pairs, not {pair!r}")
+        routes[task] = queue
+    return routes
+
+
+TASK_QUEUE_ROUTES = env_task_routes("TASK_QUEUE_ROUTES")
+for _task, _queue in TASK_QUEUE_ROUTES.items():
+    # An exact task name wins over the patterns above (Celery's map routes).
+    CELERY_TASK_ROUTES[_task] = {"queue": _queue, "priority": _NORMAL_PRIORITY}
+    if _queue not in {queue.name for queue in CELERY_TASK_QUEUES}:
+        CELERY_TASK_QUEUES.append(
+            Queue(_queue, routing_key=_queue, queue_arguments={"x-max-priority": 10})
+        )
 # Generation tasks keep no Celery result (the run row holds it); maintenance tasks opt in.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = "django-db"
