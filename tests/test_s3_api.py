@@ -51,9 +51,9 @@ def s3_worker(s3_media: SeaweedFS) -> Iterator[ServiceProcess]:
 
 
 def finished(api, url: str, timeout: float = 240) -> dict:
-    def done() -> dict | None:
+    def done() -> dict:
         body = api.get(url).json()
-        return body if body["status"] in TERMINAL else None
+        return body if body["status"] in TERMINAL else {}
 
     run = wait_for(done, timeout=timeout, interval=0.5, what=f"{url} to finish")
     assert run["status"] == RunStatus.SUCCEEDED, (run["message"], run.get("error"))
@@ -99,7 +99,8 @@ def test_a_podcast_is_stored_in_the_bucket_and_downloaded_from_it(
     settings.MEDIA_S3_DOWNLOAD = "redirect"
     mp3 = fetch_presigned(api, run["result"]["audio_url"], tmp_path / "episode.mp3", s3_media)
     info = probe(mp3)
-    assert info.first("audio").codec == "mp3"
+    sound = info.first("audio")
+    assert sound is not None and sound.codec == "mp3"
     assert info.duration_seconds == pytest.approx(run["result"]["duration_seconds"], abs=0.05)
 
     settings.MEDIA_S3_DOWNLOAD = "stream"
@@ -128,6 +129,7 @@ def test_a_video_is_stored_in_the_bucket_and_downloaded_from_it(
     settings.MEDIA_S3_DOWNLOAD = "redirect"
     video = probe(fetch_presigned(api, result["video_url"], tmp_path / "video.mp4", s3_media))
     picture, sound = video.first("video"), video.first("audio")
+    assert picture is not None and sound is not None
     assert (picture.codec, sound.codec) == ("h264", "aac")
     assert (picture.width, picture.height) == (640, 360)
     assert video.duration_seconds == pytest.approx(result["duration_seconds"], abs=0.05)
