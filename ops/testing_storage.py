@@ -130,7 +130,7 @@ class SeaweedFS:
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
                 connect_timeout=2,
-                retries={"max_attempts": 1},
+                retries={"total_max_attempts": 1},
             ),
         )
 

@@ -4,7 +4,10 @@ probe in health. The podcast and video runs end to end are in test_s3_api.py."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
+import threading
 from urllib.parse import urlsplit
 
 import httpx
@@ -234,6 +237,30 @@ def test_the_probe_works_on_the_filesystem_too(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     assert storage_error() is None
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
+
+
+def test_the_probe_tries_a_silent_storage_once(seaweedfs, settings):
+    """A host that accepts connections and never answers: the probe gives up after one try
+    (health must answer while the load balancer waits), where the storage itself retries."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    silent = seaweedfs.storage()
+    silent["OPTIONS"]["endpoint_url"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    settings.STORAGES = {**settings.STORAGES, "default": silent}
+    try:
+        assert "timeout" in (storage_error() or "").lower()
+        assert len(accepted) == 1
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
 
 
 @pytest.mark.django_db(transaction=True)

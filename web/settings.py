@@ -135,7 +135,7 @@ def s3_storage(
                 s3={"addressing_style": "path"},
                 connect_timeout=5,
                 read_timeout=60,
-                retries={"mode": "standard", "max_attempts": 3},
+                retries={"mode": "standard", "total_max_attempts": 3},
             ),
         },
     }
