@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from runs.s3 import s3_storage
+
 from .testing import PYTHON, ServiceProcess, free_port, start_worker, wait_for
 
 REGION = "us-east-1"
@@ -160,8 +162,6 @@ class SeaweedFS:
 
     def storage(self, bucket: str | None = None, url_seconds: int = 300) -> dict[str, Any]:
         """STORAGES["default"] for this server's bucket, as web/settings.py builds it."""
-        from web.settings import s3_storage
-
         return s3_storage(
             bucket or self.bucket,
             endpoint_url=self.endpoint,
