@@ -216,6 +216,18 @@ def test_streaming_from_the_bucket_answers_byte_ranges(
 
 
 @pytest.mark.django_db
+def test_a_large_object_is_streamed_in_chunks_never_whole(finished_video, api, settings):
+    settings.MEDIA_S3_DOWNLOAD = "stream"
+    large = BYTES * 200  # 2 MB
+    default_storage.save(finished_video.result.video.name, ContentFile(large))
+    reply = api.get(f"/api/videos/{finished_video.pk}/video/")
+    assert reply.status_code == 200 and reply["Content-Length"] == str(len(large))
+    chunks = list(reply.streaming_content)
+    assert len(chunks) >= 8 and max(len(chunk) for chunk in chunks) <= 256 * 1024
+    assert b"".join(chunks) == large
+
+
+@pytest.mark.django_db
 def test_a_streamed_object_that_is_gone_is_404(finished_video, api, settings):
     settings.MEDIA_S3_DOWNLOAD = "stream"
     default_storage.delete(finished_video.result.video.name)
