@@ -187,29 +187,38 @@ def speak_lines(
 ) -> list[Path]:
     """One local WAV per line in its speaker's voice, each behind checkpoint "speech <n>".
 
-    Each WAV is also saved as an artifact (`line_name`), so a later attempt of the run, on any
-    machine, downloads the lines an earlier one paid for and speaks only the rest.
+    Each WAV is saved as an artifact (`line_name`) in the background while the next line is
+    spoken, and its checkpoint is recorded once it is saved, so a later attempt of the run, on
+    any machine, downloads the lines an earlier one paid for and speaks only the rest.
     """
     by_name = {speaker.name: speaker for speaker in speakers}
     engine = get_speech_engine(EngineConfig.from_settings(settings))
     low, high = SPEECH_PROGRESS
     wavs = []
-    for index, line in enumerate(lines):
-        ctx.step(low + (high - low) * index // len(lines), f"speech {index + 1}/{len(lines)}")
-        speak = partial(
-            speak_line, engine, line_name(run, index), ctx.tmp_dir, index + 1, line,
-            by_name[line.speaker],
-        )  # fmt: skip
-        name = ctx.once(f"speech {index + 1}", speak)
-        wavs.append(local_line(name, ctx.tmp_dir, index + 1))
+    with artifacts.BackgroundSaves() as saves:
+        for index, line in enumerate(lines):
+            ctx.step(low + (high - low) * index // len(lines), f"speech {index + 1}/{len(lines)}")
+            record(ctx, saves.done())
+            checkpoint, name = f"speech {index + 1}", line_name(run, index)
+            if checkpoint in ctx.run.checkpoints:  # paid for by an earlier attempt
+                wavs.append(local_line(ctx.run.checkpoints[checkpoint], ctx.tmp_dir, index + 1))
+                continue
+            wav = ctx.tmp_dir / Path(name).name
+            speak_line(engine, wav, index + 1, line, by_name[line.speaker])
+            saves.save(checkpoint, name, wav)
+            wavs.append(wav)
+        record(ctx, saves.wait())
     return wavs
 
 
-def speak_line(
-    engine: SpeechEngine, name: str, tmp_dir: Path, number: int, line: Line, voice: Speaker
-) -> str:
-    """Speak line `number` into the attempt's folder and save it as the artifact `name`."""
-    wav = tmp_dir / Path(name).name
+def record(ctx: RunContext, saved: list[tuple[str, str]]) -> None:
+    """Record each saved line's checkpoint: its artifact name."""
+    for checkpoint, name in saved:
+        ctx.once(checkpoint, partial(str, name))
+
+
+def speak_line(engine: SpeechEngine, wav: Path, number: int, line: Line, voice: Speaker) -> Path:
+    """Speak line `number` into `wav`; only a complete WAV gets the name."""
     partial_wav = wav.with_name(f".{wav.stem}-{uuid.uuid4().hex[:8]}{wav.suffix}")
     try:
         with errors_named(f"speaking line {number} ({voice.name})"):
@@ -220,7 +229,7 @@ def speak_line(
         partial_wav.replace(wav)
     finally:
         partial_wav.unlink(missing_ok=True)
-    return artifacts.save(name, wav)
+    return wav
 
 
 def local_line(name: str, tmp_dir: Path, number: int) -> Path:

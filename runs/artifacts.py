@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path, PurePosixPath
 
@@ -103,6 +105,12 @@ def walk(folder: str) -> list[tuple[str, list[str]]]:
 
 def delete_folder(folder: str) -> int:
     """Delete every artifact under `folder`, and the folders on a filesystem; how many."""
+    bucket = getattr(storage(), "bucket", None)  # django-storages' S3Storage: its boto3 Bucket
+    if bucket is not None:
+        # One listing and batched deletes (up to 1,000 keys a request), not a request a file.
+        prefix = f"{getattr(storage(), 'location', '')}/{folder}/".lstrip("/")
+        answers = bucket.objects.filter(Prefix=prefix).delete()
+        return sum(len(answer.get("Deleted", ())) for answer in answers)
     deleted = 0
     for each, names in walk(folder):
         for name in names:
@@ -112,6 +120,43 @@ def delete_folder(folder: str) -> int:
             with suppress(OSError):  # not empty: something was saved there meanwhile
                 storage().delete(each)
     return deleted
+
+
+class BackgroundSaves:
+    """Saves artifacts one after another in a background thread while the caller makes the
+    next file (an upload to S3 takes a round trip or two each).
+
+    `save(key, name, path)` queues one; `done()` answers (key, name) for each saved since the
+    last call, in order, and `wait()` for all of them; a failed save raises there, in the
+    caller's thread. Leaving the block drops the saves not started and waits for the one going.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifact-save")
+        self._queued: deque[tuple[str, Future[str]]] = deque()
+
+    def __enter__(self) -> BackgroundSaves:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def save(self, key: str, name: str, local_path: Path) -> None:
+        self._queued.append((key, self._pool.submit(save, name, local_path)))
+
+    def done(self) -> list[tuple[str, str]]:
+        saved = []
+        while self._queued and self._queued[0][1].done():
+            key, future = self._queued.popleft()
+            saved.append((key, future.result()))
+        return saved
+
+    def wait(self) -> list[tuple[str, str]]:
+        saved = []
+        while self._queued:
+            key, future = self._queued.popleft()
+            saved.append((key, future.result()))
+        return saved
 
 
 @deconstructible(path="runs.artifacts.ArtifactStorage")
