@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from runs.s3 import s3_storage
+
 from .testing import PYTHON, ServiceProcess, free_port, start_worker, wait_for
 
 REGION = "us-east-1"
@@ -130,7 +132,7 @@ class SeaweedFS:
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
                 connect_timeout=2,
-                retries={"max_attempts": 1},
+                retries={"total_max_attempts": 1},
             ),
         )
 
@@ -160,8 +162,6 @@ class SeaweedFS:
 
     def storage(self, bucket: str | None = None, url_seconds: int = 300) -> dict[str, Any]:
         """STORAGES["default"] for this server's bucket, as web/settings.py builds it."""
-        from web.settings import s3_storage
-
         return s3_storage(
             bucket or self.bucket,
             endpoint_url=self.endpoint,
@@ -214,7 +214,7 @@ def start_s3_worker(broker_url: str, server: SeaweedFS, **env: str) -> ServicePr
     MEDIA_ROOT and temporary folder of its own: it shares no disk with the test process."""
     private = Path(tempfile.mkdtemp(prefix="s3-worker-"))
     (private / "tmp").mkdir()
-    return start_worker(
-        broker_url,
-        **server.env(MEDIA_ROOT=str(private / "media"), TMPDIR=str(private / "tmp"), **env),
+    environment: dict[str, Any] = server.env(
+        MEDIA_ROOT=str(private / "media"), TMPDIR=str(private / "tmp"), **env
     )
+    return start_worker(broker_url, **environment)

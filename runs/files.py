@@ -158,26 +158,33 @@ def stream_object(field_file, request, content_type: str) -> HttpResponseBase:
     )
     if span is None:
         return serve_range(field_file, None, size, content_type)
+    whole = isinstance(span, str)
     first, last = (0, size - 1) if isinstance(span, str) else span
     ranged = {"Range": f"bytes={first}-{last}"} if size else {}
     body = client.get_object(Bucket=storage.bucket_name, Key=key, **ranged)["Body"]
     response = StreamingHttpResponse(
-        read_body(body), status=200 if isinstance(span, str) else 206, content_type=content_type
+        ObjectBody(body), status=200 if whole else 206, content_type=content_type
     )
     response["Content-Length"] = str(last - first + 1)
     response["Accept-Ranges"] = "bytes"
-    if not isinstance(span, str):
+    if not whole:
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
     return response
 
 
-def read_body(body, chunk: int = 256 * 1024) -> Iterator[bytes]:
-    """The object's bytes as they arrive; the connection goes back to the pool at the end, or
-    when the client goes away first (Django closes the iterator)."""
-    try:
-        yield from body.iter_chunks(chunk)
-    finally:
-        body.close()
+class ObjectBody:
+    """An S3 object's bytes in chunks as they arrive. Django calls close() when the response
+    ends, read to the end or not, which hands the connection back."""
+
+    def __init__(self, body: Any, chunk: int = 256 * 1024) -> None:
+        self.body = body
+        self.chunk = chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.body.iter_chunks(self.chunk)
+
+    def close(self) -> None:
+        self.body.close()
 
 
 def byte_span(header: str, size: int) -> tuple[int, int] | str | None:

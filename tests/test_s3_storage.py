@@ -4,7 +4,10 @@ probe in health. The podcast and video runs end to end are in test_s3_api.py."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
+import threading
 from urllib.parse import urlsplit
 
 import httpx
@@ -213,6 +216,18 @@ def test_streaming_from_the_bucket_answers_byte_ranges(
 
 
 @pytest.mark.django_db
+def test_a_large_object_is_streamed_in_chunks_never_whole(finished_video, api, settings):
+    settings.MEDIA_S3_DOWNLOAD = "stream"
+    large = BYTES * 200  # 2 MB
+    default_storage.save(finished_video.result.video.name, ContentFile(large))
+    reply = api.get(f"/api/videos/{finished_video.pk}/video/")
+    assert reply.status_code == 200 and reply["Content-Length"] == str(len(large))
+    chunks = list(reply.streaming_content)
+    assert len(chunks) >= 8 and max(len(chunk) for chunk in chunks) <= 256 * 1024
+    assert b"".join(chunks) == large
+
+
+@pytest.mark.django_db
 def test_a_streamed_object_that_is_gone_is_404(finished_video, api, settings):
     settings.MEDIA_S3_DOWNLOAD = "stream"
     default_storage.delete(finished_video.result.video.name)
@@ -225,15 +240,39 @@ def test_a_streamed_object_that_is_gone_is_404(finished_video, api, settings):
 
 
 def test_the_probe_writes_reads_and_deletes_one_object(s3_media):
-    before = set(s3_media.keys())
+    before = set(s3_media.keys(""))
     assert storage_error() is None
-    assert set(s3_media.keys()) == before  # nothing left behind
+    assert set(s3_media.keys("")) == before  # nothing left behind
 
 
 def test_the_probe_works_on_the_filesystem_too(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     assert storage_error() is None
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
+
+
+def test_the_probe_tries_a_silent_storage_once(seaweedfs, settings):
+    """A host that accepts connections and never answers: the probe gives up after one try
+    (health must answer while the load balancer waits), where the storage itself retries."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    silent = seaweedfs.storage()
+    silent["OPTIONS"]["endpoint_url"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    settings.STORAGES = {**settings.STORAGES, "default": silent}
+    try:
+        assert "timeout" in (storage_error() or "").lower()
+        assert len(accepted) == 1
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -247,7 +286,7 @@ def test_health_is_degraded_when_the_storage_stops_and_only_then(
     beat = start_beat(broker_url)
     try:
         settings.STORAGES = {**settings.STORAGES, "default": server.storage()}
-        healthy = wait_for(lambda: healthy_report(), timeout=60, what="a healthy report")
+        healthy = wait_for(healthy_report, timeout=60, what="a healthy report")
         assert healthy["storage"] == "ok"
 
         server.kill()
@@ -263,6 +302,23 @@ def test_health_is_degraded_when_the_storage_stops_and_only_then(
         server.stop()
 
 
-def healthy_report() -> dict | None:
+def healthy_report() -> dict:
     report = check_health()
-    return report if report["status"] == "healthy" else None
+    return report if report["status"] == "healthy" else {}
+
+
+# Set-up paths
+
+
+def test_every_setup_path_makes_the_bucket_and_every_unit_reads_the_environment_file():
+    units = {
+        path.name: path.read_text() for path in (ROOT / "deploy" / "systemd").glob("*.service")
+    }
+    for name, text in units.items():
+        assert "EnvironmentFile=/srv/mediaruns/.env" in text, name
+    for name in ("mediaruns-web.service", "mediaruns-worker.service"):
+        assert "ExecStartPre=/srv/mediaruns/.venv/bin/python manage.py ensure_bucket" in units[name]
+    supervisor = (ROOT / "deploy" / "supervisor" / "mediaruns.conf").read_text()
+    assert "manage.py ensure_bucket &&" in supervisor
+    devserver = (ROOT / "ops" / "management" / "commands" / "devserver.py").read_text()
+    assert 'call_command("ensure_bucket")' in devserver

@@ -11,6 +11,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from runs.s3 import s3_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -257,43 +259,6 @@ MEDIA_STORAGE = env_choice("MEDIA_STORAGE", "filesystem", ("filesystem", "s3"))
 # through the web server, byte ranges included.
 MEDIA_S3_DOWNLOAD = env_choice("MEDIA_S3_DOWNLOAD", "redirect", ("redirect", "stream"))
 MEDIA_S3_URL_SECONDS = env_int("MEDIA_S3_URL_SECONDS", 300, minimum=1)
-
-
-def s3_storage(
-    bucket_name: str,
-    *,
-    endpoint_url: str | None,
-    access_key: str | None,
-    secret_key: str | None,
-    region_name: str,
-    url_seconds: int,
-) -> dict:
-    """STORAGES["default"] for an S3-compatible bucket (the tests build theirs with it too)."""
-    from botocore.config import Config
-
-    return {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": bucket_name,
-            "endpoint_url": endpoint_url,
-            "access_key": access_key,
-            "secret_key": secret_key,
-            "region_name": region_name,
-            "default_acl": None,  # objects stay private: only presigned URLs reach them
-            "file_overwrite": True,  # artifacts are named by run id; a retry replaces its own
-            "querystring_auth": True,
-            "querystring_expire": url_seconds,
-            # Path-style addressing (http://host/bucket/key) and signature v4: what SeaweedFS
-            # and MinIO answer, and AWS too. A storage that is down fails within seconds.
-            "client_config": Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},
-                connect_timeout=5,
-                read_timeout=60,
-                retries={"mode": "standard", "max_attempts": 3},
-            ),
-        },
-    }
 
 
 if MEDIA_STORAGE == "s3":

@@ -22,7 +22,7 @@ class Command(BaseCommand):
             created = ensure_bucket()
         except StorageUnavailable as exc:
             raise CommandError(str(exc)) from None
-        bucket = default_storage.bucket_name
+        bucket = getattr(default_storage, "bucket_name", "")
         self.stdout.write(
             f"Created the bucket {bucket!r}." if created else f"The bucket {bucket!r} is there."
         )
