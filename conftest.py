@@ -12,6 +12,9 @@ from rest_framework.test import APIClient
 
 from ops.testing import ServiceProcess, Workers, start_worker, start_workers
 
+# SeaweedFS for the S3 tests: the `seaweedfs` and `s3_media` fixtures.
+pytest_plugins = ["ops.testing_storage"]
+
 
 @pytest.fixture(scope="session")
 def broker_url() -> str:

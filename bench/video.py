@@ -129,12 +129,21 @@ def kib(pid: int, name: str, key: str) -> int:
     return 0
 
 
-def scene_spans(run, result) -> tuple[list[Path], list[float]]:
+def scene_spans(run, result, work: Path) -> tuple[list[Path], list[float]]:
+    """The run's scene frames (copied from the storage into `work`) and each one's seconds."""
+    from runs.artifacts import local_copy
+
     scenes = result.script
     starts = [s["start"] for s in scenes]
     ends = [*starts[1:], scenes[-1]["end"]]
-    frames = [run.artifact_dir / f"scene-{i}.png" for i in range(len(scenes))]
+    frames = [local_copy(run.checkpoints[f"frame {i + 1}"], work) for i in range(len(scenes))]
     return frames, [end - start for start, end in zip(starts, ends, strict=True)]
+
+
+def narration_of(result, work: Path) -> Path:
+    from runs.artifacts import local_copy
+
+    return local_copy(result.audio.name, work)
 
 
 def slideshow(frames: list[Path], seconds: list[float], listing: Path) -> Path:
@@ -158,7 +167,7 @@ def same_output_command(run, result, work: Path, out: Path) -> list[str]:
     from engines.media import ffmpeg_exe
     from engines.video import PAN_MARGIN, _pan_expressions, frame_counts
 
-    frames, seconds = scene_spans(run, result)
+    frames, seconds = scene_spans(run, result, work)
     width, height = run.size
     counts = frame_counts(seconds, sum(seconds), run.fps)
     x, y = _pan_expressions(counts)
@@ -178,7 +187,8 @@ def same_output_command(run, result, work: Path, out: Path) -> list[str]:
     return [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
         "-f", "concat", "-safe", "0", "-i", str(slideshow(frames, seconds, work / "same.txt")),
-        "-i", str(result.audio.path), "-filter_complex", graph, "-map", "[video]", "-map", "1:a",
+        "-i", str(narration_of(result, work)), "-filter_complex", graph,
+        "-map", "[video]", "-map", "1:a",
         *encode_args(run, out),
     ]  # fmt: skip
 
@@ -187,11 +197,11 @@ def static_command(run, result, work: Path, out: Path) -> list[str]:
     """For scale only: the same images as a still slideshow (no motion, no subtitles)."""
     from engines.media import ffmpeg_exe
 
-    frames, seconds = scene_spans(run, result)
+    frames, seconds = scene_spans(run, result, work)
     return [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
         "-f", "concat", "-safe", "0", "-i", str(slideshow(frames, seconds, work / "static.txt")),
-        "-i", str(result.audio.path), *encode_args(run, out),
+        "-i", str(narration_of(result, work)), *encode_args(run, out),
     ]  # fmt: skip
 
 
@@ -262,8 +272,11 @@ def one_round(index: int, owner, script: list[dict], worker, work: Path) -> dict
     same_command = same_output_command(run, result, work, work / "same.mp4")
     same_seconds, same_mb = timed(same_command)
     static_seconds, _ = timed(static_command(run, result, work, work / "static.mp4"))
-    ours = probe(result.video.path)
-    for path in (result.video.path, work / "same.mp4", work / "static.mp4"):
+    from runs.artifacts import local_copy
+
+    rendered = local_copy(result.video.name, work)
+    ours = probe(rendered)
+    for path in (rendered, work / "same.mp4", work / "static.mp4"):
         info = probe(path)
         video = info.first("video")
         assert (video.width, video.height) == (1280, 720) and info.first("audio"), path

@@ -11,6 +11,7 @@ from django.utils import timezone
 from schedules.validation import broken_schedule_names
 
 from .checks import beat_state, broker_error, database_error, ping_workers
+from .storage import storage_error
 
 HEALTH_CACHE_SECONDS = 5  # one real check per process per window, however often it is polled
 PING_TIMEOUT_SECONDS = 0.5
@@ -18,15 +19,17 @@ BROKER_TIMEOUT_SECONDS = 2  # one attempt: a health check must answer fast
 
 
 def check_health() -> dict[str, Any]:
-    """Check everything once; unhealthy if a service is down, degraded if a process is missing."""
+    """Check everything once; unhealthy if the database or broker is down, degraded if a process
+    is missing or the media storage fails its probe (runs cannot finish, the rest still works)."""
     database = database_error() is None
     broker = broker_error(timeout=BROKER_TIMEOUT_SECONDS) is None
     workers = len(ping_workers(PING_TIMEOUT_SECONDS)) if broker else 0
     beat = beat_state().as_json() if database else {"status": "unknown", "last_tick": None}
     broken = broken_schedule_names() if database else []  # enabled schedules beat skips
+    storage = storage_error() is None
     if not (database and broker):
         status = "unhealthy"
-    elif workers and beat["status"] == "ok" and not broken:
+    elif workers and beat["status"] == "ok" and not broken and storage:
         status = "healthy"
     else:
         status = "degraded"
@@ -34,6 +37,7 @@ def check_health() -> dict[str, Any]:
         "status": status,
         "database": "ok" if database else "unreachable",
         "broker": "ok" if broker else "unreachable",
+        "storage": "ok" if storage else "failing",
         "workers": workers,
         "beat": beat,
         "schedules": {"broken": broken},

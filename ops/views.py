@@ -29,6 +29,7 @@ class HealthView(APIView):
                 "status": serializers.ChoiceField(["healthy", "degraded", "unhealthy"]),
                 "database": serializers.CharField(),
                 "broker": serializers.CharField(),
+                "storage": serializers.CharField(),
                 "workers": serializers.IntegerField(),
                 "beat": serializers.DictField(),
                 "schedules": serializers.DictField(),

@@ -128,6 +128,7 @@ class Source(models.Model):
 
 class PodcastRun(Run):
     task_name = "podcast.generate"
+    artifact_folder = "podcasts"  # podcasts/<id>.mp3, and podcasts/<id>/ the spoken lines
 
     # PROTECT: a profile in use by a run cannot vanish from under it.
     episode_profile = models.ForeignKey(EpisodeProfile, on_delete=models.PROTECT)

@@ -4,9 +4,11 @@ Each step reports progress through `ctx.step` and can run again from the start. 
 that may cost (the outline, the transcript, each line's speech) sit behind checkpoints recorded
 on the run (`ctx.once`), so a retried attempt resumes where the last one stopped instead of
 paying again: "outline" and "transcript" hold the JSON, "speech <n>" the storage name of line
-n's WAV, kept under MEDIA_ROOT/podcasts/<run id>/ (the attempt's temporary folder does not
-outlive it) and removed once the episode is saved. The MP3 (named by run id) is replaced, and
-the result row commits with the run's `succeeded` in one transaction (`ctx.complete`), so a
+n's WAV, saved as the artifact podcasts/<run id>/line-NNNNN.wav (the attempt's temporary folder
+does not outlive it; a later attempt, maybe on another machine, downloads it) and removed once
+the episode is saved. Every file is made in the attempt's temporary folder and saved to the
+storage in one step (`runs.artifacts`). The MP3 (podcasts/<run id>.mp3) is replaced, and the
+result row commits with the run's `succeeded` in one transaction (`ctx.complete`), so a
 superseded attempt leaves none. Audio never sits in memory whole: lines are WAV files on disk
 and ffmpeg streams them.
 """
@@ -14,9 +16,7 @@ and ffmpeg streams them.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +31,7 @@ from engines import EngineConfig, audio, get_speech_engine, get_text_engine, lan
 from engines.errors import EngineError
 from engines.interfaces import Line, Section, Speaker, SpeechEngine
 from engines.text import points_for
+from runs import artifacts
 from runs.lifecycle import RunContext
 
 from . import markdown, styles, voices
@@ -80,9 +81,10 @@ def generate(run: PodcastRun, ctx: RunContext) -> None:
     spans = audio.join_lines(wavs, gap_seconds=GAP_SECONDS, out_path=mixed)
     transcript = timed_transcript(lines, spans, speakers)
     ctx.step(88, "encoding MP3")
-    name = encode_episode(run, mixed, ctx.tmp_dir)
+    encoded = encode_episode(run, mixed, ctx.tmp_dir)
+    duration = media.probe(encoded).duration_seconds
     ctx.step(97, "saving result")
-    duration = media.probe(Path(settings.MEDIA_ROOT) / name).duration_seconds
+    name = artifacts.save(mp3_name(run), encoded)
     elapsed = time.monotonic() - started
     ctx.complete(lambda: save_result(run, name, duration, outline, transcript, elapsed))
     logger.info("run %s: %.1f s of audio in %.1f s", run.pk, duration, elapsed)
@@ -183,31 +185,40 @@ def with_episode(template: str, episode_name: str) -> str:
 def speak_lines(
     run: PodcastRun, ctx: RunContext, lines: list[Line], speakers: list[Speaker]
 ) -> list[Path]:
-    """One WAV per line in its speaker's voice, each behind checkpoint "speech <n>".
+    """One local WAV per line in its speaker's voice, each behind checkpoint "speech <n>".
 
-    The WAVs live under MEDIA_ROOT/podcasts/<run id>/, so a later attempt of the run finds the
-    lines an earlier one paid for and speaks only the rest.
+    Each WAV is saved as an artifact (`line_name`) in the background while the next line is
+    spoken, and its checkpoint is recorded once it is saved, so a later attempt of the run, on
+    any machine, downloads the lines an earlier one paid for and speaks only the rest.
     """
     by_name = {speaker.name: speaker for speaker in speakers}
     engine = get_speech_engine(EngineConfig.from_settings(settings))
     low, high = SPEECH_PROGRESS
     wavs = []
-    for index, line in enumerate(lines):
-        ctx.step(low + (high - low) * index // len(lines), f"speech {index + 1}/{len(lines)}")
-        speak = partial(
-            speak_line, engine, line_name(run, index), index + 1, line, by_name[line.speaker]
-        )
-        wav = Path(settings.MEDIA_ROOT) / ctx.once(f"speech {index + 1}", speak)
-        if not wav.is_file():
-            raise EngineError(f"The speech of line {index + 1} from an earlier attempt is gone.")
-        wavs.append(wav)
+    with artifacts.BackgroundSaves() as saves:
+        for index, line in enumerate(lines):
+            ctx.step(low + (high - low) * index // len(lines), f"speech {index + 1}/{len(lines)}")
+            record(ctx, saves.done())
+            checkpoint, name = f"speech {index + 1}", line_name(run, index)
+            if checkpoint in ctx.run.checkpoints:  # paid for by an earlier attempt
+                wavs.append(local_line(ctx.run.checkpoints[checkpoint], ctx.tmp_dir, index + 1))
+                continue
+            wav = ctx.tmp_dir / Path(name).name
+            speak_line(engine, wav, index + 1, line, by_name[line.speaker])
+            saves.save(checkpoint, name, wav)
+            wavs.append(wav)
+        record(ctx, saves.wait())
     return wavs
 
 
-def speak_line(engine: SpeechEngine, name: str, number: int, line: Line, voice: Speaker) -> str:
-    """Speak line `number` into the WAV stored as `name`; only a complete WAV gets the name."""
-    wav = Path(settings.MEDIA_ROOT) / name
-    wav.parent.mkdir(parents=True, exist_ok=True)
+def record(ctx: RunContext, saved: list[tuple[str, str]]) -> None:
+    """Record each saved line's checkpoint: its artifact name."""
+    for checkpoint, name in saved:
+        ctx.once(checkpoint, partial(str, name))
+
+
+def speak_line(engine: SpeechEngine, wav: Path, number: int, line: Line, voice: Speaker) -> Path:
+    """Speak line `number` into `wav`; only a complete WAV gets the name."""
     partial_wav = wav.with_name(f".{wav.stem}-{uuid.uuid4().hex[:8]}{wav.suffix}")
     try:
         with errors_named(f"speaking line {number} ({voice.name})"):
@@ -218,16 +229,31 @@ def speak_line(engine: SpeechEngine, name: str, number: int, line: Line, voice: 
         partial_wav.replace(wav)
     finally:
         partial_wav.unlink(missing_ok=True)
-    return name
+    return wav
+
+
+def local_line(name: str, tmp_dir: Path, number: int) -> Path:
+    """Line `number`'s WAV on this machine: spoken in this attempt, or downloaded."""
+    wav = tmp_dir / Path(name).name
+    if wav.is_file():
+        return wav
+    try:
+        return artifacts.local_copy(name, tmp_dir)
+    except artifacts.ArtifactMissing:
+        raise EngineError(f"The speech of line {number} from an earlier attempt is gone.") from None
 
 
 def line_name(run: PodcastRun, index: int) -> str:
-    """Storage name (under MEDIA_ROOT) of line `index`'s WAV, kept between attempts."""
-    return f"podcasts/{run.pk}/line-{index:05d}.wav"
+    """Storage name of line `index`'s WAV, kept between attempts."""
+    return f"{line_folder(run)}/line-{index:05d}.wav"
+
+
+def line_folder(run: PodcastRun) -> str:
+    return f"podcasts/{run.pk}"
 
 
 def remove_line_files(run: PodcastRun) -> None:
-    shutil.rmtree(Path(settings.MEDIA_ROOT) / "podcasts" / str(run.pk), ignore_errors=True)
+    artifacts.delete_folder(line_folder(run))
 
 
 @contextmanager
@@ -243,18 +269,12 @@ def mp3_name(run: PodcastRun) -> str:
     return f"podcasts/{run.pk}.mp3"
 
 
-def encode_episode(run: PodcastRun, mixed: Path, tmp_dir: Path) -> str:
-    """Encode the MP3 in the temp folder, then move it into MEDIA_ROOT in one rename."""
+def encode_episode(run: PodcastRun, mixed: Path, tmp_dir: Path) -> Path:
+    """Encode the tagged MP3 in the attempt's folder."""
     encoded = tmp_dir / "episode.mp3"
     title = re.sub(r"\s+", " ", run.episode_name).strip()
     audio.encode_mp3(mixed, encoded, title=title, artist=ARTIST)
-    name = mp3_name(run)
-    final = Path(settings.MEDIA_ROOT) / name
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged = final.with_name(f".{final.name}.{os.getpid()}.part")  # same filesystem as final
-    shutil.copyfile(encoded, staged)
-    staged.replace(final)
-    return name
+    return encoded
 
 
 def timed_transcript(

@@ -1,12 +1,27 @@
-"""Serving run artifacts to users allowed to see them, with byte ranges for media players."""
+"""Serving run artifacts to users allowed to see them, with byte ranges for media players.
+
+From the local filesystem the file is streamed. From an S3 bucket (MEDIA_STORAGE=s3) the answer
+is a redirect to a presigned URL that lives MEDIA_S3_URL_SECONDS (the bucket serves the bytes and
+the ranges), or with MEDIA_S3_DOWNLOAD=stream the object passes through in chunks, ranges too.
+The caller has checked who may see the file before any of this.
+"""
 
 from __future__ import annotations
 
 import mimetypes
 import re
+import sys
 from collections.abc import Iterator
+from typing import Any
 
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.conf import settings
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -36,6 +51,11 @@ def file_schema(media_type: str):
             (206, media_type): OpenApiResponse(
                 OpenApiTypes.BINARY, description="The part the Range header asked for."
             ),
+            302: OpenApiResponse(
+                description="With the media in an S3 bucket (MEDIA_STORAGE=s3, "
+                "MEDIA_S3_DOWNLOAD=redirect): Location is a presigned URL of the file that "
+                "expires after MEDIA_S3_URL_SECONDS; the bucket answers byte ranges itself."
+            ),
             416: OpenApiResponse(
                 description="No part of the file matches the range (Content-Range: bytes */size)."
             ),
@@ -52,6 +72,10 @@ def serve_file(field_file, request=None, content_type: str | None = None) -> Htt
         raise Http404("This run has no such file yet.")
     content_type = content_type or mimetypes.guess_type(field_file.name)[0]
     content_type = content_type or "application/octet-stream"
+    if is_object_storage(field_file.storage):
+        if settings.MEDIA_S3_DOWNLOAD == "redirect":
+            return redirect_to_object(field_file, content_type)
+        return stream_object(field_file, request, content_type)
     if request is not None and (wanted := request.headers.get("Range")):
         try:
             size = field_file.size
@@ -93,6 +117,74 @@ def read_span(field_file, first: int, last: int, chunk: int = 256 * 1024) -> Ite
         while left > 0 and (data := handle.read(min(chunk, left))):
             left -= len(data)
             yield data
+
+
+def is_object_storage(storage: Any) -> bool:
+    """True for django-storages' S3 backend. Only looked up once something imported it, so the
+    filesystem path never pays for importing boto3."""
+    backend = storage.__class__  # sets up a lazy storage (default_storage), importing its backend
+    s3 = sys.modules.get("storages.backends.s3")
+    return s3 is not None and issubclass(backend, s3.S3Storage)
+
+
+def redirect_to_object(field_file, content_type: str) -> HttpResponseBase:
+    """302 to a presigned GET of the object: the bucket answers ranges itself, so players seek."""
+    url = field_file.storage.url(
+        field_file.name,
+        parameters={"ResponseContentType": content_type},
+        expire=settings.MEDIA_S3_URL_SECONDS,
+    )
+    response = HttpResponseRedirect(url)
+    # The URL expires: no cache may keep the redirect longer than this answer.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def stream_object(field_file, request, content_type: str) -> HttpResponseBase:
+    """The object (or the one range asked for) read from the bucket in chunks, never whole."""
+    from botocore.exceptions import ClientError
+
+    storage = field_file.storage
+    client = storage.connection.meta.client
+    key = storage._normalize_name(field_file.name)  # with AWS_LOCATION's prefix, as it saved it
+    try:
+        size = client.head_object(Bucket=storage.bucket_name, Key=key)["ContentLength"]
+    except ClientError as exc:
+        if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+            raise Http404(GONE) from None
+        raise
+    span = (
+        byte_span(wanted, size) if request and (wanted := request.headers.get("Range")) else WHOLE
+    )
+    if span is None:
+        return serve_range(field_file, None, size, content_type)
+    whole = isinstance(span, str)
+    first, last = (0, size - 1) if isinstance(span, str) else span
+    ranged = {"Range": f"bytes={first}-{last}"} if size else {}
+    body = client.get_object(Bucket=storage.bucket_name, Key=key, **ranged)["Body"]
+    response = StreamingHttpResponse(
+        ObjectBody(body), status=200 if whole else 206, content_type=content_type
+    )
+    response["Content-Length"] = str(last - first + 1)
+    response["Accept-Ranges"] = "bytes"
+    if not whole:
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return response
+
+
+class ObjectBody:
+    """An S3 object's bytes in chunks as they arrive. Django calls close() when the response
+    ends, read to the end or not, which hands the connection back."""
+
+    def __init__(self, body: Any, chunk: int = 256 * 1024) -> None:
+        self.body = body
+        self.chunk = chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.body.iter_chunks(self.chunk)
+
+    def close(self) -> None:
+        self.body.close()
 
 
 def byte_span(header: str, size: int) -> tuple[int, int] | str | None:

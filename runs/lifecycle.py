@@ -320,8 +320,14 @@ class RunContext:
 
     @property
     def tmp_dir(self) -> Path:
+        """This attempt's private working folder, on this machine only (RUN_TMP_DIR, else the
+        system's): made on first use, removed when the attempt (or canvas part) ends. What must
+        outlive it is saved to the storage (`runs.artifacts`)."""
         if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix=f"run-{self.run.pk}-"))
+            if settings.RUN_TMP_DIR:
+                Path(settings.RUN_TMP_DIR).mkdir(parents=True, exist_ok=True)
+            prefix = f"run-{self.run.pk}-a{self.attempt}-"
+            self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=settings.RUN_TMP_DIR))
         return self._tmp
 
     def rows(self) -> RunQuerySet:

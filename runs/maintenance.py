@@ -8,22 +8,20 @@ found by `run_models()` is covered; new kinds register nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
 
 from celery import current_app
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
-from . import broker, outbox, signals, waiting
+from . import artifacts, broker, outbox, signals, waiting
 from .models import Run, RunStatus, run_models
 
 logger = logging.getLogger(__name__)
@@ -313,9 +311,10 @@ def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
             if not pks:
                 break
             names = artifact_names(model, pks)
+            folders = [f"{model.artifact_folder}/{pk}" for pk in pks if model.artifact_folder]
             model.objects.filter(pk__in=pks).delete()  # cascades to results
             signals.runs_deleted.send(sender=model, pks=pks)  # e.g. their history goes too
-            transaction.on_commit(partial(remove_files, names))
+            transaction.on_commit(partial(remove_files, names, folders))
         deleted += len(pks)
     if deleted:
         logger.info("deleted %s %s past retention", deleted, model.__name__)
@@ -341,19 +340,16 @@ def related_owners(model: type[Run]) -> list[tuple[type[models.Model], str]]:
     ]
 
 
-def remove_files(names: list[str]) -> None:
-    root = Path(settings.MEDIA_ROOT).resolve()
+def remove_files(names: list[str], folders: Sequence[str] = ()) -> None:
+    """Delete the runs' artifacts through the storage: the named files, then each run's folder
+    (what no result names: the spoken lines of a run that failed)."""
     for name in names:
-        path = (root / name).resolve()
-        if root in path.parents:  # a stored name never points outside MEDIA_ROOT
-            path.unlink(missing_ok=True)
-            remove_empty_run_dir(path.parent, root)
-
-
-def remove_empty_run_dir(folder: Path, root: Path) -> None:
-    if folder != root and UUID_RE.fullmatch(folder.name):
-        with contextlib.suppress(OSError):  # not empty: another artifact is still there
-            folder.rmdir()
+        try:
+            artifacts.delete(name)
+        except SuspiciousOperation:  # a stored name never points outside the storage
+            logger.warning("not deleting %r: outside the storage", name)
+    for folder in folders:
+        artifacts.delete_folder(folder)
 
 
 def prune_task_results(max_batches: int) -> int:
@@ -372,4 +368,3 @@ def prune_task_results(max_batches: int) -> int:
 
 
 # Artifacts are named by run id (podcasts/<id>.mp3, videos/<id>/...): the id says who owns a file.
-UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -94,6 +94,9 @@ class Run(models.Model):
     """
 
     task_name: ClassVar[str] = ""
+    # The storage folder of the kind's artifacts: each run's under "<artifact_folder>/<id>"
+    # (runs.artifacts), which cleanup deletes with the run. Empty: the kind keeps none there.
+    artifact_folder: ClassVar[str] = ""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(

@@ -20,6 +20,10 @@ PROBLEMS = {
         {"DEBUG": "true", "RUN_MAX_ATTEMPTS": "three"},
         "RUN_MAX_ATTEMPTS must be a whole number, not 'three'",
     ),
+    "a task route without a queue": (
+        {"DEBUG": "true", "TASK_QUEUE_ROUTES": "video.compose"},
+        "TASK_QUEUE_ROUTES must be task=queue pairs, not 'video.compose'",
+    ),
     "a database URL without a scheme": (
         {"DEBUG": "true", "DATABASE_URL": "db.example.com/media"},
         "DATABASE_URL must look like mysql://user:password@host:3306/name or "

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from django.conf import settings
 from django.db import models
 
 from runs.models import Run
@@ -22,6 +19,7 @@ class VideoRun(Run):
     """A video to generate from a prompt (or a given script) and a cast of characters."""
 
     task_name = "video.generate"
+    artifact_folder = "videos"
 
     title = models.CharField(max_length=200)
     prompt = models.TextField(blank=True)
@@ -39,13 +37,9 @@ class VideoRun(Run):
         width, height = self.resolution.split("x")
         return int(width), int(height)
 
-    @property
-    def artifact_dir(self) -> Path:
-        return Path(settings.MEDIA_ROOT) / artifact_name(self.pk, "")
-
 
 def artifact_name(run_id: object, filename: str) -> str:
-    """Storage name (relative to MEDIA_ROOT) of one artifact; every file is named by run id."""
+    """Storage name of one of the run's artifacts (`runs.artifacts`): all under its id."""
     return f"videos/{run_id}/{filename}"
 
 

@@ -1,8 +1,8 @@
 """The video pipeline's parts. Each reads what earlier parts recorded and adds its own artifacts.
 
-Parts run in separate Celery tasks (even on separate workers), so everything they hand on goes
+Parts run in separate Celery tasks, on any worker machine, so everything they hand on goes
 through the run's checkpoints (`ctx.once`, recorded on the run row, fenced by the attempt) and
-files named by run id under MEDIA_ROOT/videos/<run id>/:
+artifacts in the storage (`runs.artifacts`) named by run id, videos/<run id>/...:
 
     "script"          the scenes, each with its speaker's voice and pitch (a text engine call
                       when the run has only a prompt)
@@ -16,8 +16,10 @@ files named by run id under MEDIA_ROOT/videos/<run id>/:
 A retried part, or a later attempt of the run, gets each recorded value back instead of calling
 the engine again. The VideoResult row (and its CharacterImage rows) is written only by the last
 part, together with the run's `succeeded`, in one transaction (`ctx.complete`): a killed or
-superseded attempt leaves no result. Every file is written under a temporary name and renamed
-into place, so a redelivered or parallel part never exposes half a file.
+superseded attempt leaves no result. A part makes its files in its own temporary folder, which
+goes when the part ends, and saves each finished one to the storage in one step, so a redelivered
+or parallel part never exposes half a file; a part that needs an earlier part's file downloads it
+into its folder (`fetched`).
 
 With a remote provider (VIDEO_PROVIDER_URL), compose hands the frames and narration to it and the
 run waits; the scan's poll (`poll_provider`) keeps it waiting, fails it, or hands back the URL of
@@ -33,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.utils import timezone
@@ -45,7 +47,7 @@ from engines.interfaces import Character, ImageEngine, SpeechEngine
 from engines.media import probe
 from engines.speech import voice_for_language
 from engines.video import compose
-from runs import canvas
+from runs import artifacts, canvas
 from runs.lifecycle import RunContext
 from runs.models import RunStatus
 
@@ -154,41 +156,44 @@ def casting(characters: list[Character], *, sample_text: str) -> dict[str, dict]
 def draw_characters(run: VideoRun, ctx: RunContext) -> None:
     """A portrait card per character, then a frame per scene with the speaker's portrait in it."""
     scenes = recorded_script(ctx)
-    artifact_folder(run)
     engine = get_image_engine(engine_config())  # local Pillow drawings, or IMAGE_ENGINE=openai
-    portraits: dict[str, Path] = {}
+    portraits: dict[str, str] = {}
     count = len(run.characters)
     for index, character in enumerate(run.characters):
         ctx.step(10 + 15 * index // count, "drawing characters", f"Portrait of {character['name']}")
-        draw = partial(draw_portrait, run, engine, index, character)
-        portraits[character["name"]] = media_path(ctx.once(portrait_checkpoint(index), draw))
+        draw = partial(draw_portrait, run, ctx.tmp_dir, engine, index, character)
+        portraits[character["name"]] = ctx.once(portrait_checkpoint(index), draw)
     for index, scene in enumerate(scenes):
         ctx.step(25 + 15 * index // len(scenes), "drawing scenes", f"Scene {index + 1}")
         portrait = portraits.get(scene["speaker"])
-        ctx.once(frame_checkpoint(index), partial(draw_frame, run, engine, index, scene, portrait))
+        draw = partial(draw_frame, run, ctx.tmp_dir, engine, index, scene, portrait)
+        ctx.once(frame_checkpoint(index), draw)
 
 
-def draw_portrait(run: VideoRun, engine: ImageEngine, index: int, character: Character) -> str:
-    path = portrait_path(run, index)
+def draw_portrait(
+    run: VideoRun, folder: Path, engine: ImageEngine, index: int, character: Character
+) -> str:
+    path = folder / f"character-{index}.png"
     with replaced(path) as partial_path:
         engine.draw_portrait(character["name"], character.get("description", ""), partial_path)
-    return artifact_name(run.pk, path.name)
+    return artifacts.save(artifact_name(run.pk, path.name), path)
 
 
 def draw_frame(
-    run: VideoRun, engine: ImageEngine, index: int, scene: dict, portrait: Path | None
+    run: VideoRun, folder: Path, engine: ImageEngine, index: int, scene: dict, portrait: str | None
 ) -> str:
-    path = scene_frame(run, index)
+    """Scene `index`'s frame with the speaker's portrait (an artifact name) in it."""
+    path = folder / f"scene-{index}.png"
     with replaced(path) as partial_path:
         engine.draw_scene(
             scene["text"],
             scene["setting"],
-            portrait=portrait,
+            portrait=fetched(portrait, folder) if portrait else None,
             subtitle="",  # compose burns the subtitles in, steady over the pan
             out_path=partial_path,
             size=run.size,
         )
-    return artifact_name(run.pk, path.name)
+    return artifacts.save(artifact_name(run.pk, path.name), path)
 
 
 # Part 2b: the sound
@@ -197,18 +202,17 @@ def draw_frame(
 def speak_narration(run: VideoRun, ctx: RunContext) -> None:
     """Speak every line in its character's voice and join them into one narration track."""
     scenes = recorded_script(ctx)
-    artifact_folder(run)
     engine = get_speech_engine(engine_config())  # eSpeak NG, or SPEECH_ENGINE=openai
     lines = []
     for index, scene in enumerate(scenes):
         ctx.step(10 + 30 * index // len(scenes), "speaking narration", f"Line {index + 1}")
-        speak = partial(speak_line, run, engine, index, scene)
-        lines.append(media_path(ctx.once(speech_checkpoint(index), speak)))
-    ctx.once(NARRATION, partial(join_narration, run, lines))
+        speak = partial(speak_line, run, ctx.tmp_dir, engine, index, scene)
+        lines.append(ctx.once(speech_checkpoint(index), speak))
+    ctx.once(NARRATION, partial(join_narration, run, ctx.tmp_dir, lines))
 
 
-def speak_line(run: VideoRun, engine: SpeechEngine, index: int, scene: dict) -> str:
-    path = run.artifact_dir / f"line-{index}.wav"
+def speak_line(run: VideoRun, folder: Path, engine: SpeechEngine, index: int, scene: dict) -> str:
+    path = folder / f"line-{index}.wav"
     with replaced(path) as partial_path:
         engine.synthesize(
             scene["text"],
@@ -217,17 +221,17 @@ def speak_line(run: VideoRun, engine: SpeechEngine, index: int, scene: dict) -> 
             rate=SPEECH_RATE,
             out_path=partial_path,
         )
-    return artifact_name(run.pk, path.name)
+    return artifacts.save(artifact_name(run.pk, path.name), path)
 
 
-def join_narration(run: VideoRun, lines: list[Path]) -> dict:
-    missing = [line.name for line in lines if not line.is_file()]
-    if missing:
-        raise EngineError(f"spoken lines from an earlier attempt are gone: {', '.join(missing)}")
-    narration = narration_path(run)
+def join_narration(run: VideoRun, folder: Path, lines: list[str]) -> dict:
+    """One narration track from the spoken lines (artifact names), with each line's span."""
+    local = [fetched(line, folder) for line in lines]
+    narration = folder / "narration.wav"
     with replaced(narration) as partial_path:
-        spans = join_lines(lines, gap_seconds=LINE_GAP_SECONDS, out_path=partial_path)
-    return {"audio": artifact_name(run.pk, narration.name), "spans": spans}
+        spans = join_lines(local, gap_seconds=LINE_GAP_SECONDS, out_path=partial_path)
+    name = artifacts.save(artifact_name(run.pk, narration.name), narration)
+    return {"audio": name, "spans": spans}
 
 
 # Part 3: the film
@@ -236,17 +240,19 @@ def join_narration(run: VideoRun, lines: list[Path]) -> dict:
 def compose_video(run: VideoRun, ctx: RunContext) -> None:
     """Render the frames over the narration as an MP4, or hand them to the remote provider."""
     scenes = timed_scenes(run, ctx)
-    inputs = scene_inputs(run, scenes)
+    ctx.step(42, "fetching parts")
+    inputs = scene_inputs(ctx, scenes)
+    narration = fetched(ctx.run.checkpoints[NARRATION]["audio"], ctx.tmp_dir)
     subtitles = [scene["text"] for scene in scenes]
     if provider_config().configured:
         ctx.step(45, "sending to provider")
-        hand_to_provider(run, ctx, inputs, subtitles)
+        hand_to_provider(run, ctx, inputs, narration, subtitles)
         return
     ctx.step(45, "composing video", f"{len(inputs)} scenes at {run.resolution}")
     width, height = run.size
-    path = artifact_folder(run) / "video.mp4"
+    path = ctx.tmp_dir / "video.mp4"
     with replaced(path) as partial_path:
-        compose(inputs, narration_path(run), partial_path, width=width, height=height,
+        compose(inputs, narration, partial_path, width=width, height=height,
                 fps=run.fps, subtitles=subtitles,
                 font_path=engine_config().font_path)  # fmt: skip
     ctx.step(95, "saving video")
@@ -273,18 +279,20 @@ def timed_scenes(run: VideoRun, ctx: RunContext) -> list[dict]:
     ]
 
 
-def scene_inputs(run: VideoRun, scenes: list[dict]) -> list[tuple[Path, float]]:
-    """(frame, seconds) per scene: each scene lasts from its line's start to the next line's."""
-    frames = [scene_frame(run, index) for index in range(len(scenes))]
+def scene_inputs(ctx: RunContext, scenes: list[dict]) -> list[tuple[Path, float]]:
+    """(local frame, seconds) per scene: each scene lasts from its line's start to the next
+    line's. The frames are downloaded into the part's folder."""
+    names = [ctx.run.checkpoints[frame_checkpoint(index)] for index in range(len(scenes))]
+    frames = [fetched(name, ctx.tmp_dir) for name in names]
     starts = [scene["start"] for scene in scenes]
     ends = [*starts[1:], scenes[-1]["end"]]
     return [(frame, end - start) for frame, start, end in zip(frames, starts, ends, strict=True)]
 
 
 def save_video(run: VideoRun, ctx: RunContext, path: Path) -> None:
-    """Check the MP4 really has picture and sound, then record the result and end the run.
-
-    The result rows and the run's `succeeded` commit together, fenced by the attempt.
+    """Check the local MP4 really has picture and sound, save it, then record the result and
+    end the run. The result rows and the run's `succeeded` commit together, fenced by the
+    attempt; the MP4 is saved before, named by run id, so a superseded attempt's is replaced.
     """
     info = probe(path)
     video = info.first("video")
@@ -294,7 +302,7 @@ def save_video(run: VideoRun, ctx: RunContext, path: Path) -> None:
     fields = {
         "script": timed_scenes(run, ctx),
         "audio": ctx.run.checkpoints[NARRATION]["audio"],
-        "video": artifact_name(run.pk, path.name),
+        "video": artifacts.save(artifact_name(run.pk, "video.mp4"), path),
         "duration_seconds": round(info.duration_seconds, 3),
         "width": video.width,
         "height": video.height,
@@ -314,15 +322,19 @@ def save_video(run: VideoRun, ctx: RunContext, path: Path) -> None:
         result.images.filter(position__gte=len(portraits)).delete()
 
     ctx.complete(save)
-    for line in run.artifact_dir.glob("line-*.wav"):  # the narration holds them now
-        line.unlink(missing_ok=True)
+    for index in range(len(fields["script"])):  # the narration holds the spoken lines now
+        artifacts.delete(ctx.run.checkpoints[speech_checkpoint(index)])
 
 
 # The remote provider
 
 
 def hand_to_provider(
-    run: VideoRun, ctx: RunContext, inputs: list[tuple[Path, float]], subtitles: list[str]
+    run: VideoRun,
+    ctx: RunContext,
+    inputs: list[tuple[Path, float]],
+    narration: Path,
+    subtitles: list[str],
 ) -> None:
     """Send the frames and narration as one job and leave the run `waiting` on it."""
     scenes = [
@@ -330,7 +342,7 @@ def hand_to_provider(
         for (frame, seconds), subtitle in zip(inputs, subtitles, strict=True)
     ]
     submit = partial(provider.submit, provider_config(), title=run.title, size=run.size,
-                     fps=run.fps, scenes=scenes, audio=narration_path(run))  # fmt: skip
+                     fps=run.fps, scenes=scenes, audio=narration)  # fmt: skip
     # Once per run: a retried compose, or a later attempt, waits on the job already submitted.
     job_id = ctx.once(PROVIDER_JOB, submit)
     canvas.wait_remote(ctx, job_id, "Rendering at the provider.")
@@ -384,9 +396,9 @@ def without_job(run: VideoRun) -> dict:
 
 
 def collect_video(run: VideoRun, ctx: RunContext, url: str) -> None:
-    """The provider is done: download its MP4 into the run's folder and record it."""
+    """The provider is done: download its MP4 into the part's folder and record it."""
     ctx.step(90, "downloading video")
-    path = artifact_folder(run) / "video.mp4"
+    path = ctx.tmp_dir / "video.mp4"
     with replaced(path) as partial_path:
         provider.download(url, partial_path)
     save_video(run, ctx, path)
@@ -402,26 +414,16 @@ def recorded_script(ctx: RunContext) -> list[dict]:
     return scenes
 
 
-def media_path(name: str) -> Path:
-    return Path(settings.MEDIA_ROOT) / name
-
-
-def artifact_folder(run: VideoRun) -> Path:
-    folder = run.artifact_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def portrait_path(run: VideoRun, index: int) -> Path:
-    return run.artifact_dir / f"character-{index}.png"
-
-
-def scene_frame(run: VideoRun, index: int) -> Path:
-    return run.artifact_dir / f"scene-{index}.png"
-
-
-def narration_path(run: VideoRun) -> Path:
-    return run.artifact_dir / "narration.wav"
+def fetched(name: str, folder: Path) -> Path:
+    """The artifact `name` as a file in the part's `folder`: made there, or downloaded (an
+    earlier part, or an earlier attempt, may have run on another machine)."""
+    local = folder / PurePosixPath(name).name
+    if local.is_file():
+        return local
+    try:
+        return artifacts.local_copy(name, folder)
+    except artifacts.ArtifactMissing:
+        raise EngineError(f"{name}, made by an earlier part, is gone from the storage") from None
 
 
 @contextmanager

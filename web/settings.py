@@ -11,6 +11,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from runs.s3 import s3_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -233,7 +235,8 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # units run it before the web server starts): hashed names cached for a year, gzip copies. With
 # DEBUG on (development, the test suite) files come straight from the apps, no collectstatic.
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Run artifacts (runs/artifacts.py): files under MEDIA_ROOT, each replaced in one rename.
+    "default": {"BACKEND": "runs.artifacts.ArtifactStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -243,6 +246,36 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 # Media is never served from a public path: views stream each file to its owner.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# Where each run attempt gets its private working folder (removed when the attempt ends); empty:
+# the system's temporary folder (TMPDIR).
+RUN_TMP_DIR = env.str("RUN_TMP_DIR", default="") or None
+
+# Media storage (docs/operations.md, "Media storage"): `filesystem` keeps artifacts under MEDIA_ROOT
+# (one machine); `s3` keeps them in an S3-compatible bucket (AWS, SeaweedFS, MinIO) that every web
+# and worker machine shares, configured with django-storages' own AWS_* names.
+MEDIA_STORAGE = env_choice("MEDIA_STORAGE", "filesystem", ("filesystem", "s3"))
+# Downloads from the bucket: `redirect` answers 302 to a presigned URL that lives
+# MEDIA_S3_URL_SECONDS (clients must reach AWS_S3_ENDPOINT_URL); `stream` passes the object
+# through the web server, byte ranges included.
+MEDIA_S3_DOWNLOAD = env_choice("MEDIA_S3_DOWNLOAD", "redirect", ("redirect", "stream"))
+MEDIA_S3_URL_SECONDS = env_int("MEDIA_S3_URL_SECONDS", 300, minimum=1)
+
+
+if MEDIA_STORAGE == "s3":
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="").strip()
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME must be set when MEDIA_STORAGE is s3")
+    STORAGES["default"] = s3_storage(
+        AWS_STORAGE_BUCKET_NAME,
+        # Empty: AWS itself; SeaweedFS or MinIO: their address, e.g. http://10.0.0.5:8333.
+        endpoint_url=env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+        # Empty: boto3's own search (its variables, ~/.aws, an instance role).
+        access_key=env.str("AWS_ACCESS_KEY_ID", default="") or None,
+        secret_key=env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+        region_name=env.str("AWS_S3_REGION_NAME", default="") or "us-east-1",
+        url_seconds=MEDIA_S3_URL_SECONDS,
+    )
+
 LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
 # Operations (ops/): the bearer token a Prometheus scraper sends to /api/metrics (none: staff
 # only), and Flower's basic auth for `run_celery.py monitor` (user:password, required there;
@@ -457,6 +490,30 @@ CELERY_TASK_ROUTES = {
     "*": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": _NORMAL_PRIORITY},
 }
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
+
+
+# TASK_QUEUE_ROUTES: named tasks sent to another queue than their route's, as task=queue pairs
+# separated by commas ("video.speak_narration=video_b,video.compose=video_b"). A worker consuming
+# only that queue then runs only those tasks: how a test pins each canvas part to one worker
+# (machine), or how a deployment keeps one kind of work on the machines made for it.
+def env_task_routes(name: str) -> dict[str, str]:
+    routes = {}
+    for pair in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
+        task, _, queue = (side.strip() for side in pair.partition("="))
+        if not task or not queue:
+            raise ImproperlyConfigured(f"{name} must be task=queue pairs, not {pair!r}")
+        routes[task] = queue
+    return routes
+
+
+TASK_QUEUE_ROUTES = env_task_routes("TASK_QUEUE_ROUTES")
+for _task, _queue in TASK_QUEUE_ROUTES.items():
+    # An exact task name wins over the patterns above (Celery's map routes).
+    CELERY_TASK_ROUTES[_task] = {"queue": _queue, "priority": _NORMAL_PRIORITY}
+    if _queue not in {queue.name for queue in CELERY_TASK_QUEUES}:
+        CELERY_TASK_QUEUES.append(
+            Queue(_queue, routing_key=_queue, queue_arguments={"x-max-priority": 10})
+        )
 # Generation tasks keep no Celery result (the run row holds it); maintenance tasks opt in.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = "django-db"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import tracemalloc
 import wave
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from engines.text import Line
 from podcast import steps
 from podcast.models import EpisodeProfile, PodcastRun, Source, SpeakerProfile
-from runs import lifecycle
+from runs import artifacts, lifecycle
 from runs.models import TERMINAL, RunStatus
 from runs.tests.helpers import wait_for
 
@@ -81,13 +79,13 @@ def test_speech_is_written_to_disk_line_by_line_not_held_in_memory(user, source,
         tracemalloc.stop()
 
         audio_bytes = sum(wav.stat().st_size for wav in wavs)
-        # Kept under MEDIA_ROOT, named by run id, each behind its checkpoint: a retry reuses them.
-        assert [wav.parent for wav in wavs] == [
-            Path(settings.MEDIA_ROOT) / "podcasts" / str(run.pk)
-        ] * 12
+        # Spoken in the attempt's own folder, and saved to the storage named by run id, each
+        # behind its checkpoint: a retry (on any machine) reuses them.
+        assert [wav.parent for wav in wavs] == [ctx.tmp_dir] * 12
         assert run.checkpoints == {
             f"speech {n}": f"podcasts/{run.pk}/line-{n - 1:05d}.wav" for n in range(1, 13)
         }
+        assert all(artifacts.exists(name) for name in run.checkpoints.values())
         with wave.open(str(joined)) as episode:
             assert episode.getnframes() * episode.getsampwidth() >= audio_bytes * 0.95
         # Python held a small fraction of the audio at any moment: samples went straight to disk.

@@ -233,6 +233,20 @@ def test_cleanup_removes_old_runs_with_their_results_and_files_and_keeps_the_res
     assert recent_file.exists()
 
 
+def test_cleanup_deletes_a_pruned_runs_folder_through_the_storage_at_once(user):
+    old = finished_run(user, days_ago=40, status=RunStatus.FAILED)
+    recent = finished_run(user, days_ago=2)
+    # Young files: not the orphan sweep's (its grace), so the prune itself must delete them.
+    old_files = [artifact(f"sleeper/{old.pk}/line-{n}.wav") for n in range(3)]
+    recent_file = artifact(f"sleeper/{recent.pk}/line-0.wav")
+
+    maintenance.cleanup(retention_days=30, orphan_grace_seconds=3600)
+
+    assert not any(path.exists() for path in old_files)
+    assert not old_files[0].parent.exists()
+    assert recent_file.exists()
+
+
 def test_cleanup_deletes_expired_celery_results_in_batches():
     expired_at = timezone.now() - timedelta(seconds=settings.CELERY_RESULT_EXPIRES + 60)
     TaskResult.objects.bulk_create(

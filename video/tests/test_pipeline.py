@@ -10,10 +10,10 @@ from celery import current_app
 from rest_framework.test import APIClient
 
 from engines.media import probe
-from runs import lifecycle
+from runs import artifacts, lifecycle
 from runs.models import RunStatus
 from runs.tests.helpers import wait_for
-from video.models import CharacterImage, VideoResult, VideoRun
+from video.models import CharacterImage, VideoResult, VideoRun, artifact_name
 
 from .conftest import CAST, fetch, wait_finished
 
@@ -141,7 +141,7 @@ def test_cancel_in_the_middle_stops_the_parts_not_yet_started(api, video_body, c
         what="compose to skip the cancelled run",
     )
     assert not VideoResult.objects.filter(run=run).exists()
-    assert not (run.artifact_dir / "video.mp4").exists()
+    assert not artifacts.exists(artifact_name(run.pk, "video.mp4"))
     assert not CharacterImage.objects.filter(result__run=run).exists()
 
     # Retry sends the whole canvas round again on a new attempt; still one result, one cast.

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from engines.media import probe
-from runs import lifecycle, maintenance
+from runs import artifacts, lifecycle, maintenance
 from runs.models import RunStatus
 from runs.tests.helpers import wait_for
 from video import steps, tasks
@@ -131,8 +131,8 @@ def test_a_job_is_submitted_once_even_when_the_parts_after_it_are_retried(user, 
     run = handed_to_provider(user)
     assert run.status == RunStatus.WAITING, (run.message, run.error)
     job_id = run.remote_job_id
-    frame = run.artifact_dir / "scene-0.png"
-    drawn = frame.stat().st_mtime_ns
+    frame = run.checkpoints["frame 1"]
+    drawn = artifacts.storage().get_modified_time(frame)
     wait_for(
         lambda: steps.poll_provider(run) is not None,
         timeout=120,
@@ -155,7 +155,7 @@ def test_a_job_is_submitted_once_even_when_the_parts_after_it_are_retried(user, 
     assert run.status == RunStatus.WAITING, (run.message, run.error)
     assert run.remote_job_id == job_id
     assert (provider.submits, len(provider.jobs)) == (1, 1)
-    assert frame.stat().st_mtime_ns == drawn  # nothing drawn twice either
+    assert artifacts.storage().get_modified_time(frame) == drawn  # nothing drawn twice either
 
     provider.busy_downloads = 1  # and the collecting part fails once: it is retried alone
     poll_until_moved(run)

@@ -1,5 +1,6 @@
-"""`make run`: a Redis if none answers, migrations, seed data, an admin, then web, the two worker
-nodes (generation and system, as run_celery.py starts them) and beat."""
+"""`make run`: a Redis if none answers, migrations, the media bucket (MEDIA_STORAGE=s3), seed
+data, an admin, then web, the two worker nodes (generation and system, as run_celery.py starts
+them) and beat."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Command(BaseCommand):
         settings.LOG_DIR.mkdir(parents=True, exist_ok=True)
         redis_process = self.ensure_redis()
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("ensure_bucket")  # MEDIA_STORAGE=s3: the bucket, made when missing
         if "sync_schedules" in get_commands():
             call_command("sync_schedules")
         username, password = self.ensure_admin()

@@ -5,6 +5,7 @@ from runs.models import Run
 
 class SleepRun(Run):
     task_name = "sleeper.generate"
+    artifact_folder = "sleeper"
 
     steps = models.PositiveSmallIntegerField(default=1)
     seconds_per_step = models.FloatField(default=0)
