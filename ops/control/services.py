@@ -55,7 +55,7 @@ def require_broker() -> None:
     problem = broker_problem()
     if problem:
         raise OpsError(
-            f"The broker at {broker_url()} cannot be reached ({problem}); start Redis first."
+            f"The broker at {broker_url()} cannot be reached ({problem}); start it first."
         )
 
 

@@ -1,6 +1,8 @@
 """Real services for tests: the generic helpers live in `ops.testing` (next to the command lines
 they start processes with); the suite imports them from here or from there."""
 
+import pytest
+
 from ops.testing import (
     PYTHON,
     ROOT,
@@ -16,7 +18,11 @@ from ops.testing import (
     wait_for,
 )
 
+# A test that takes the `broker` fixture (conftest.py), run on Redis and on RabbitMQ.
+both_brokers = pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
+
 __all__ = [
+    "both_brokers",
     "PYTHON",
     "ROOT",
     "RedisServer",
