@@ -72,9 +72,7 @@ def amqp_worker(django_db_setup, django_db_blocker, amqp_url) -> Iterator[Servic
     only the messages: the cache and the live events stay on the suite's Redis, named
     explicitly, as a deployment on RabbitMQ must."""
     with django_db_blocker.unblock():
-        worker = start_worker(
-            amqp_url, CACHE_URL=settings.CACHE_URL, EVENTS_REDIS_URL=settings.EVENTS_REDIS_URL
-        )
+        worker = start_worker(amqp_url, **redis_beside(amqp_url))
     yield worker
     worker.stop()
 
@@ -84,6 +82,18 @@ class BrokerUnderTest:
     kind: str  # "redis" or "amqp"
     url: str
     worker: ServiceProcess | Workers
+
+    def start_worker(self, **options) -> ServiceProcess:
+        """Another worker on this broker, with the suite's cache and events Redis."""
+        return start_worker(self.url, **options, **redis_beside(self.url))
+
+
+def redis_beside(broker_url: str) -> dict[str, str]:
+    """What a process on a RabbitMQ broker must be told: the Redis of the cache and the events
+    (on Redis both default to the broker's)."""
+    if broker_url.startswith("redis"):
+        return {}
+    return {"CACHE_URL": settings.CACHE_URL, "EVENTS_REDIS_URL": settings.EVENTS_REDIS_URL}
 
 
 RECEIVED = "] received"  # a worker's log line for each message it takes

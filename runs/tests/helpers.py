@@ -22,11 +22,11 @@ from ops.testing import (
 both_brokers = pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
 
 __all__ = [
-    "both_brokers",
     "PYTHON",
     "ROOT",
     "RedisServer",
     "ServiceProcess",
+    "both_brokers",
     "database_url",
     "free_port",
     "redis_server_binary",
