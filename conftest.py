@@ -13,12 +13,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from ops.testing import (
-    DEFAULT_AMQP_URL,
     ServiceProcess,
     Workers,
+    amqp_test_url,
     amqp_url_problem,
     broker_of,
     rabbitmq_vhost,
+    redis_beside,
     start_worker,
     start_workers,
 )
@@ -55,7 +56,7 @@ def celery_worker(django_db_setup, django_db_blocker, broker_url):
 def amqp_url() -> Iterator[str]:
     """A vhost of the session's own on RabbitMQ at TEST_AMQP_URL (default: this machine's, as on
     CI). Without RabbitMQ the AMQP tests skip, unless TEST_AMQP_URL names one: then they fail."""
-    base = os.environ.get("TEST_AMQP_URL") or DEFAULT_AMQP_URL
+    base = amqp_test_url()
     problem = amqp_url_problem(base)
     if problem:
         message = f"RabbitMQ does not answer at {base} ({problem}): the AMQP path is untested"
@@ -86,14 +87,6 @@ class BrokerUnderTest:
     def start_worker(self, **options) -> ServiceProcess:
         """Another worker on this broker, with the suite's cache and events Redis."""
         return start_worker(self.url, **options, **redis_beside(self.url))
-
-
-def redis_beside(broker_url: str) -> dict[str, str]:
-    """What a process on a RabbitMQ broker must be told: the Redis of the cache and the events
-    (on Redis both default to the broker's)."""
-    if broker_url.startswith("redis"):
-        return {}
-    return {"CACHE_URL": settings.CACHE_URL, "EVENTS_REDIS_URL": settings.EVENTS_REDIS_URL}
 
 
 RECEIVED = "] received"  # a worker's log line for each message it takes

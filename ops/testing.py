@@ -133,6 +133,18 @@ def transport_options_for(url: str) -> dict:
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def amqp_test_url() -> str:
+    return os.environ.get("TEST_AMQP_URL") or DEFAULT_AMQP_URL
+
+
+def redis_beside(broker_url: str) -> dict[str, str]:
+    """The environment a process on a RabbitMQ broker must be given: this process's Redis for
+    the cache and the events (on a Redis broker both default to the broker's)."""
+    if broker_url.startswith(("redis://", "rediss://")):
+        return {}
+    return {"CACHE_URL": settings.CACHE_URL, "EVENTS_REDIS_URL": settings.EVENTS_REDIS_URL}
+
+
 def amqp_url_problem(url: str) -> str | None:
     """None if RabbitMQ accepts a connection at `url`, else why not."""
     try:
