@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from celery import current_app
+from django.conf import settings
 
 from ops.health import check_health, health_cache
 from ops.testing import (
@@ -189,3 +190,12 @@ def test_a_rabbitmq_broker_needs_redis_named_for_the_cache_and_the_events():
         CELERY_BROKER_URL=amqp, CACHE_URL="redis://127.0.0.1:6379/1", EVENTS_REDIS_URL="off"
     )
     assert named.returncode == 0, named.stderr
+
+
+def test_the_rabbitmq_snippet_lets_the_longest_task_hold_its_message():
+    """RabbitMQ's consumer_timeout plays the part of Redis' visibility_timeout: as long."""
+    lines = (ROOT / "deploy" / "rabbitmq" / "mediaruns.conf").read_text().splitlines()
+    (value,) = [line.split("=")[1] for line in lines if line.startswith("consumer_timeout")]
+    visibility_seconds = settings.REDIS_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert int(value) == visibility_seconds * 1000
+    assert visibility_seconds > settings.LONGEST_HARD_LIMIT
