@@ -12,10 +12,12 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from celery import current_app
 from django.conf import settings
+from rest_framework.authtoken.models import Token
 
 from ops.health import check_health, health_cache
 from ops.testing import (
@@ -29,11 +31,14 @@ from ops.testing import (
     rabbitmq_vhost,
     redis_beside,
     service_env,
+    start_web,
     start_worker,
+    wait_for,
 )
-from runs.models import Priority
+from runs.models import Priority, RunStatus
 from runs.outbox import message_priority
 from runs.routing import route_task
+from runs.tests.sleeper.models import SleepRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -199,3 +204,28 @@ def test_the_rabbitmq_snippet_lets_the_longest_task_hold_its_message():
     visibility_seconds = settings.REDIS_TRANSPORT_OPTIONS["visibility_timeout"]
     assert int(value) == visibility_seconds * 1000
     assert visibility_seconds > settings.LONGEST_HARD_LIMIT
+
+
+def test_the_app_on_rabbitmq_takes_a_run_through_the_api_and_reports_healthy_parts(
+    amqp_url, amqp_worker, user
+):
+    """A web server started for RabbitMQ (its settings read at start: routes, confirms), with
+    the cache and the events on the Redis named beside it."""
+    web, base = start_web(amqp_url, **redis_beside(amqp_url))
+    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    try:
+        reply = httpx.post(f"{base}/api/test/sleep-runs/", json={"steps": 1}, headers=headers)
+        assert reply.status_code == 202, reply.text
+        run = SleepRun.objects.get(pk=reply.json()["id"])
+        wait_for(
+            lambda: SleepRun.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED,
+            what="the run to succeed on the RabbitMQ worker",
+        )
+        run.refresh_from_db()
+        assert f"Task {SleepRun.task_name}[{run.task_id}] received" in amqp_worker.log()
+
+        health = httpx.get(f"{base}/api/health/", timeout=30).json()
+        assert (health["broker"], health["database"]) == ("ok", "ok")
+        assert health["workers"] >= 1  # the RabbitMQ worker answered the ping
+    finally:
+        web.stop()
