@@ -32,9 +32,12 @@ def broker_priority(level: int, broker_url: str | None = None) -> int:
     return HIGHEST_LEVEL - level if serves_zero_first(broker_url) else level
 
 
-def route_task(name: str, args: Any, kwargs: Any, options: dict, task: Any = None, **kw: Any):
+def route_task(
+    name: str, args: Any, kwargs: Any, options: dict, task: Any = None, **kw: Any
+) -> dict[str, Any] | None:
     """Celery's router: the first TASK_ROUTES pattern that matches the task's name."""
-    for pattern, route in settings.TASK_ROUTES.items():
+    routes: dict[str, dict[str, Any]] = settings.TASK_ROUTES
+    for pattern, route in routes.items():
         if fnmatchcase(name, pattern):
-            return {"queue": route["queue"], "priority": broker_priority(route["level"])}
+            return {"queue": route["queue"], "priority": broker_priority(int(route["level"]))}
     return None
