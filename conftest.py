@@ -18,6 +18,7 @@ from ops.testing import (
     amqp_test_url,
     amqp_url_problem,
     broker_of,
+    purge_project_queues,
     rabbitmq_vhost,
     redis_beside,
     start_worker,
@@ -28,7 +29,10 @@ from ops.testing import (
 @pytest.fixture(scope="session")
 def broker_url() -> str:
     """The suite's broker; emptied first so no message from an earlier run is delivered."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    else:  # the whole suite on RabbitMQ (CACHE_URL and EVENTS_REDIS_URL name the Redis)
+        purge_project_queues(settings.CELERY_BROKER_URL)
     return settings.CELERY_BROKER_URL
 
 

@@ -44,6 +44,11 @@ def wait_status(run, *statuses, timeout=30):
     return run
 
 
+def wait_gone(path: Path) -> None:
+    """The worker removes a run's temporary folder just after it records the end."""
+    wait_for(lambda: not path.exists(), timeout=10, what=f"{path} to be removed")
+
+
 def worker_is_idle() -> bool:
     inspect = current_app.control.inspect(timeout=1)
     busy = [inspect.active() or {}, inspect.scheduled() or {}, inspect.reserved() or {}]
@@ -175,8 +180,7 @@ def test_the_soft_time_limit_ends_the_run_timed_out_and_removes_its_temp_files(u
     current_app.send_task(SleepRun.task_name, args=[str(run.pk)], soft_time_limit=2, time_limit=30)
     wait_status(run, RunStatus.TIMED_OUT)
     assert run.temp_marker
-    assert not Path(run.temp_marker).exists()
-    assert not Path(run.temp_marker).parent.exists()
+    wait_gone(Path(run.temp_marker).parent)
     assert run.progress < 100
     assert not SleepEffect.objects.filter(run=run).exists()
 
@@ -192,7 +196,7 @@ def test_the_cancel_flag_stops_a_run_between_steps(user, broker):
     wait_status(run, RunStatus.CANCELLED, timeout=10)
     assert 0 < run.progress < 100
     assert not SleepEffect.objects.filter(run=run).exists()
-    assert not Path(run.temp_marker).exists()
+    wait_gone(Path(run.temp_marker))
 
 
 @both_brokers
