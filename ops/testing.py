@@ -1,5 +1,6 @@
-"""Real services for tests and benches: a Redis of the test's own, and the project's own workers,
-beat and web server in subprocesses (started from ops.commandline, as run_celery.py starts them).
+"""Real services for tests and benches: a Redis of the test's own, a RabbitMQ vhost of the test's
+own, and the project's own workers, beat and web server in subprocesses (started from
+ops.commandline, as run_celery.py starts them).
 
 `start_worker` starts one node (on every project queue by default: quick, and what most tests
 need); `start_workers` starts the production layout, the generation worker and the system worker.
@@ -10,21 +11,27 @@ The suite's helpers (`runs.tests.helpers` re-exports them) and bench/ use these.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from celery import current_app
+from django.conf import settings
 from django.db import connection
+from kombu import Connection
 from kombu import pools as kombu_pools
+from kombu.exceptions import ChannelError, OperationalError
 
 from .commandline import (
     GENERATION_WORKER,
@@ -82,10 +89,12 @@ def service_env(**overrides: str) -> dict[str, str]:
 @contextmanager
 def broker_of(url: str) -> Iterator[None]:
     """Point this process's Celery app at the broker `url` for the block: `dispatch`, the outbox,
-    `send_task` and the checks all publish there (the connection and producer pools are made
-    anew on the way in and out)."""
+    `send_task` and the checks all publish there, with that broker's transport options and
+    priority order (runs/routing.py reads the URL); the connection and producer pools are made
+    anew on the way in and out."""
     app = current_app
     previous, previous_env = app.conf.broker_url, os.environ.get("CELERY_BROKER_URL")
+    previous_options = app.conf.broker_transport_options
 
     def switch(to: str, env: str | None) -> None:
         # The app's pool is kombu's global pool for its URL, shared with the producer pools:
@@ -98,6 +107,9 @@ def broker_of(url: str) -> Iterator[None]:
         else:
             os.environ["CELERY_BROKER_URL"] = env
         app.conf.broker_url = to
+        app.conf.broker_transport_options = (
+            previous_options if to == previous else transport_options_for(to)
+        )
         app._pool = None
         app.amqp._producer_pool = None
 
@@ -106,6 +118,89 @@ def broker_of(url: str) -> Iterator[None]:
         yield
     finally:
         switch(previous, previous_env)
+
+
+def transport_options_for(url: str) -> dict:
+    """The settings' transport options for the broker `url` names (Redis or RabbitMQ)."""
+    if url.startswith(("redis://", "rediss://")):
+        return settings.REDIS_TRANSPORT_OPTIONS
+    return settings.AMQP_TRANSPORT_OPTIONS
+
+
+# -- RabbitMQ --------------------------------------------------------------------------------------
+
+# The machine's RabbitMQ (CI has one at 127.0.0.1:5672, guest/guest); TEST_AMQP_URL overrides it.
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def amqp_test_url() -> str:
+    return os.environ.get("TEST_AMQP_URL") or DEFAULT_AMQP_URL
+
+
+def redis_beside(broker_url: str) -> dict[str, str]:
+    """The environment a process on a RabbitMQ broker must be given: this process's Redis for
+    the cache and the events (on a Redis broker both default to the broker's)."""
+    if broker_url.startswith(("redis://", "rediss://")):
+        return {}
+    return {"CACHE_URL": settings.CACHE_URL, "EVENTS_REDIS_URL": settings.EVENTS_REDIS_URL}
+
+
+def amqp_url_problem(url: str) -> str | None:
+    """None if RabbitMQ accepts a connection at `url`, else why not."""
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=0, timeout=3)
+    except (OperationalError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
+
+
+@contextmanager
+def rabbitmq_vhost(base_url: str, name: str) -> Iterator[str]:
+    """The URL of a vhost of the caller's own on the RabbitMQ at `base_url` (made and deleted with
+    rabbitmqctl, so no queue is shared with anyone); `base_url` itself, its queues emptied, when
+    rabbitmqctl cannot make one (not on this machine, or not allowed)."""
+    vhost = f"{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    user = urlsplit(base_url).username or "guest"
+    try:
+        made = rabbitmqctl("add_vhost", vhost).returncode == 0
+        made = (
+            made
+            and rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*").returncode == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        made = False
+    if not made:
+        purge_project_queues(base_url)
+        yield base_url
+        return
+    try:
+        yield urlunsplit(urlsplit(base_url)._replace(path=f"/{vhost}"))
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def purge_project_queues(url: str) -> None:
+    """Empty the project's queues at `url`, so no message of an earlier run is delivered."""
+    with Connection(url) as conn:
+        for queue in settings.CELERY_TASK_QUEUES:
+            queue(conn.default_channel).declare()
+            conn.default_channel.queue_purge(queue.name)
+
+
+def amqp_waiting(url: str, queue: str) -> int:
+    """Messages ready in `queue` on the RabbitMQ at `url`, read with a passive declare (0 for a
+    queue not declared yet)."""
+    with Connection(url) as conn, conn.channel() as channel:
+        try:
+            return int(channel.queue_declare(queue=queue, passive=True).message_count)
+        except ChannelError:
+            return 0
 
 
 def redis_server_binary() -> str:

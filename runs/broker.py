@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from celery import current_app
+from kombu.exceptions import ChannelError
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def held_task_ids(queues: Iterable[str], *, recent_seconds: float) -> set[str] |
             if conn.transport.driver_type == "redis":
                 return redis_held(channel, list(queues), recent_seconds)
             if conn.transport.driver_type == "amqp":
-                return amqp_held(channel, list(queues))
+                return amqp_held(conn, list(queues))
     except Exception as exc:  # the broker is away: nothing can be said, nothing is re-sent
         logger.warning("could not read the broker's queues: %s", exc)
     return None
@@ -97,9 +98,8 @@ def parse_eta(value) -> float | None:
         return None
 
 
-def amqp_held(channel, queues: list[str]) -> set[str] | None:
-    waiting = sum(channel.queue_declare(queue=q, passive=True).message_count for q in queues)
-    if waiting:
+def amqp_held(conn, queues: list[str]) -> set[str] | None:
+    if sum(amqp_waiting(conn, queue) for queue in queues):
         return None  # messages we cannot see without taking them
     replies = current_app.control.inspect(timeout=INSPECT_TIMEOUT)
     held = set()
@@ -108,3 +108,12 @@ def amqp_held(channel, queues: list[str]) -> set[str] | None:
             for task in tasks:
                 held.add(str(task.get("id") or task.get("request", {}).get("id", "")))
     return held
+
+
+def amqp_waiting(conn, queue: str) -> int:
+    """Messages ready in `queue` (a passive declare); a queue never declared holds none."""
+    try:
+        with conn.channel() as channel:  # a failed passive declare closes its channel
+            return int(channel.queue_declare(queue=queue, passive=True).message_count)
+    except ChannelError:
+        return 0

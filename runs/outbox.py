@@ -19,6 +19,7 @@ from kombu.exceptions import KombuError
 
 from . import signals
 from .models import Priority, Run, RunStatus, run_models
+from .routing import RUN_PRIORITY_LEVELS, broker_priority
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +28,8 @@ CHANGE_FIELDS = ("pk", "owner_id", "status", "attempt", "progress", "stage", "me
 
 
 def message_priority(priority: str) -> int:
-    """Celery message priority: Redis serves 0 first, AMQP serves the highest number first."""
-    levels: dict[str, int] = {Priority.HIGH: 9, Priority.NORMAL: 5, Priority.LOW: 0}
-    level = levels.get(priority, 5)
-    return 9 - level if current_app.conf.broker_url.startswith("redis") else level
+    """A run's priority as Celery message priority, in the order of the broker it goes to."""
+    return broker_priority(RUN_PRIORITY_LEVELS.get(priority, RUN_PRIORITY_LEVELS[Priority.NORMAL]))
 
 
 BATCH = 500  # rows per relay or maintenance pass: bounded work and short locks

@@ -79,6 +79,36 @@ def env_rate(name: str, default: str) -> str | None:
     return f"{int(count)}/{period.strip()}"
 
 
+REDIS_SCHEMES = ("redis", "rediss")
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def env_broker_url(name: str, default: str) -> str:
+    """A Redis or RabbitMQ URL: the two brokers the project is tested with."""
+    raw = env.str(name, default="").strip() or default
+    scheme = urlsplit(raw).scheme
+    if scheme not in REDIS_SCHEMES + AMQP_SCHEMES:
+        given = f"a {scheme}:// URL" if scheme else "a URL without a scheme"  # no password shown
+        raise ImproperlyConfigured(
+            f"{name} must be a Redis URL (redis://host:6379/0) or a RabbitMQ URL "
+            f"(amqp://user:password@host:5672/vhost), not {given}"
+        )
+    return raw
+
+
+def is_redis(url: str) -> bool:
+    return urlsplit(url).scheme in REDIS_SCHEMES
+
+
+def not_derivable(name: str, broker_url: str, alternative: str) -> ImproperlyConfigured:
+    """Redis is still needed beside a RabbitMQ broker; say so instead of running without it."""
+    scheme = urlsplit(broker_url).scheme
+    return ImproperlyConfigured(
+        f"{name} must be set when CELERY_BROKER_URL is not Redis ({scheme}://): a redis:// URL "
+        f"shared by every process, or {alternative}"
+    )
+
+
 def env_cache_url(name: str, broker_url: str) -> str:
     """A redis:// URL, or locmem:// (one process only). Default: the broker's Redis, next db."""
     raw = env.str(name, default="").strip()
@@ -88,22 +118,28 @@ def env_cache_url(name: str, broker_url: str) -> str:
                 f"{name} must be a redis://, rediss:// or locmem:// URL, not {raw!r}"
             )
         return raw
+    if not is_redis(broker_url):
+        raise not_derivable(name, broker_url, "locmem:// for a single web process")
     broker = urlsplit(broker_url)
-    if broker.scheme not in ("redis", "rediss"):
-        return "locmem://"
     db = broker.path.strip("/")
     next_db = (int(db) + 1) % 16 if db.isdigit() else 1
     return urlunsplit(broker._replace(path=f"/{next_db}"))
 
 
 def env_events_url(name: str, broker_url: str) -> str:
-    """A redis:// or rediss:// URL; default the broker's when it is Redis, else "" (off)."""
+    """A redis:// or rediss:// URL, or "" with `off`; default the broker's when it is Redis."""
     raw = env.str(name, default="").strip()
+    if raw == "off":
+        return ""
     if raw:
         if not raw.startswith(("redis://", "rediss://")):
-            raise ImproperlyConfigured(f"{name} must be a redis:// or rediss:// URL, not {raw!r}")
+            raise ImproperlyConfigured(
+                f"{name} must be a redis:// or rediss:// URL or off, not {raw!r}"
+            )
         return raw
-    return broker_url if broker_url.startswith(("redis://", "rediss://")) else ""
+    if not is_redis(broker_url):
+        raise not_derivable(name, broker_url, "off to run without live event streams")
+    return broker_url
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -427,7 +463,7 @@ TASK_TIME_LIMITS = {
 }
 LONGEST_HARD_LIMIT = max(hard for _, hard in TASK_TIME_LIMITS.values())
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env_broker_url("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_ACCEPT_CONTENT = ["json"]  # never unpickle what arrives on the wire
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -440,21 +476,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a process holds one long task, not a backlog behind it
 CELERY_TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMITS["celery"][0]
 CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMITS["celery"][1]
+# Fail a publish fast when the broker is down: the run stays pending for the scan to send.
+_PUBLISH_RETRIES = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 # Redis redelivers an unacknowledged message after visibility_timeout; it must outlast the longest
 # task, or a render still in progress would be handed to a second worker. Celery's docs ask for it
 # in the broker, the result backend and (for ETA tasks) the same value everywhere. Seconds.
+# (RabbitMQ redelivers when the holder's connection closes, and its consumer_timeout plays this
+# part: deploy/rabbitmq/mediaruns.conf sets it to the same value.)
 _visibility_timeout = LONGEST_HARD_LIMIT + 30 * 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+REDIS_TRANSPORT_OPTIONS = _PUBLISH_RETRIES | {
     "visibility_timeout": _visibility_timeout,
-    "queue_order_strategy": "priority",
+    "queue_order_strategy": "priority",  # priority lists per queue, served priority-major
     "priority_steps": list(range(10)),
     "sep": ":",
-    # Fail a publish fast when the broker is down: the run stays pending for the scan to send.
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.5,
-    "interval_max": 1,
 }
+# Publisher confirms: a send returns once RabbitMQ has taken the message, so one it dropped (a
+# restart under way) is an error and the run goes back to pending, never queued and lost.
+AMQP_TRANSPORT_OPTIONS = _PUBLISH_RETRIES | {"confirm_publish": True}
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    REDIS_TRANSPORT_OPTIONS if is_redis(CELERY_BROKER_URL) else AMQP_TRANSPORT_OPTIONS
+)
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
 CELERY_BROKER_CONNECTION_TIMEOUT = 3  # seconds; a down broker answers quickly, a dead host won't
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True  # a worker waits for the broker instead of dying
@@ -462,33 +503,32 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # A long task that loses the broker connection cannot be acknowledged any more: stop it, because
 # the broker will redeliver its message anyway.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.5,
-    "interval_max": 1,
-}
+CELERY_TASK_PUBLISH_RETRY_POLICY = _PUBLISH_RETRIES
 CELERY_TASK_QUEUES = [
     Queue(name, routing_key=name, queue_arguments={"x-max-priority": 10})
     for name in TASK_TIME_LIMITS
 ]
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-# Message priority per route, in the broker's own order: Redis serves 0 first, RabbitMQ the highest
-# number first (runs/outbox.py message_priority maps a run's low/normal/high the same way). Kombu's
-# Redis transport serves all the queues a worker consumes priority-major, so maintenance (`runs.*`)
-# goes at the top: even a worker on every queue takes it before a backlog of runs (its own consumer,
-# the `system` worker, keeps it off busy processes: docs/operations.md). A sender's own priority
-# (a run's, or one set on a schedule in the admin) wins over its route's. No task default priority:
-# Celery would apply it ahead of every route's, so the catch-all route carries the default instead.
-_REDIS_BROKER = CELERY_BROKER_URL.startswith("redis")
-_TOP_PRIORITY, _NORMAL_PRIORITY = (0, 4) if _REDIS_BROKER else (9, 5)
-CELERY_TASK_ROUTES = {
-    "runs.*": {"queue": "system", "priority": _TOP_PRIORITY},
-    "webhooks.*": {"queue": "system", "priority": _TOP_PRIORITY},  # short POSTs, never renders
-    "podcast.*": {"queue": "podcast", "priority": _NORMAL_PRIORITY},
-    "video.*": {"queue": "video", "priority": _NORMAL_PRIORITY},
-    "*": {"queue": CELERY_TASK_DEFAULT_QUEUE, "priority": _NORMAL_PRIORITY},
+# Where each task goes, and its message priority as a level from 0 (lowest) to 9 (highest)
+# whatever the broker: the router (runs/routing.py) sends it in the broker's own order (Redis
+# serves 0 first, RabbitMQ the highest number first), read from the broker the message goes to.
+# Kombu's Redis transport serves all the queues a worker consumes priority-major, so maintenance
+# (`runs.*`) goes at the top: even a worker on every queue takes it before a backlog of runs (its
+# own consumer, the `system` worker, keeps it off busy processes: docs/operations.md). A sender's
+# own priority (a run's, or one set on a schedule in the admin) wins over its route's. No task
+# default priority: Celery would apply it ahead of every route's, so the catch-all route carries
+# the default instead. First match wins.
+TOP_PRIORITY_LEVEL, NORMAL_PRIORITY_LEVEL = 9, 5
+TASK_ROUTES = {
+    "runs.*": {"queue": "system", "level": TOP_PRIORITY_LEVEL},
+    "webhooks.*": {"queue": "system", "level": TOP_PRIORITY_LEVEL},  # short POSTs, never renders
+    "podcast.*": {"queue": "podcast", "level": NORMAL_PRIORITY_LEVEL},
+    "video.*": {"queue": "video", "level": NORMAL_PRIORITY_LEVEL},
+    "*": {"queue": CELERY_TASK_DEFAULT_QUEUE, "level": NORMAL_PRIORITY_LEVEL},
 }
+CELERY_TASK_ROUTES = ["runs.routing.route_task"]
+# Every queue holds ten levels: RabbitMQ declares it with x-max-priority (above), and a queue
+# Celery creates on the fly gets the same.
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
 
 
@@ -507,9 +547,15 @@ def env_task_routes(name: str) -> dict[str, str]:
 
 
 TASK_QUEUE_ROUTES = env_task_routes("TASK_QUEUE_ROUTES")
-for _task, _queue in TASK_QUEUE_ROUTES.items():
-    # An exact task name wins over the patterns above (Celery's map routes).
-    CELERY_TASK_ROUTES[_task] = {"queue": _queue, "priority": _NORMAL_PRIORITY}
+# An exact task name goes ahead of the patterns (the first match wins), at its route's level.
+TASK_ROUTES = {
+    **{
+        task: {"queue": queue, "level": NORMAL_PRIORITY_LEVEL}
+        for task, queue in TASK_QUEUE_ROUTES.items()
+    },
+    **TASK_ROUTES,
+}
+for _queue in TASK_QUEUE_ROUTES.values():
     if _queue not in {queue.name for queue in CELERY_TASK_QUEUES}:
         CELERY_TASK_QUEUES.append(
             Queue(_queue, routing_key=_queue, queue_arguments={"x-max-priority": 10})

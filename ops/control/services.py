@@ -47,6 +47,10 @@ def broker_url() -> str:
     return str(maybe_sanitize_url(current_app.conf.broker_url))
 
 
+def broker_kind() -> str:
+    return "Redis" if current_app.conf.broker_url.startswith("redis") else "RabbitMQ"
+
+
 def broker_problem() -> str | None:
     return broker_error(timeout=BROKER_TIMEOUT_SECONDS, retries=BROKER_RETRIES)
 
@@ -55,7 +59,8 @@ def require_broker() -> None:
     problem = broker_problem()
     if problem:
         raise OpsError(
-            f"The broker at {broker_url()} cannot be reached ({problem}); start Redis first."
+            f"The broker at {broker_url()} cannot be reached ({problem}); start {broker_kind()} "
+            "first."
         )
 
 

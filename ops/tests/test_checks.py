@@ -25,7 +25,7 @@ def option(command: list[str], name: str) -> str:
 
 def test_the_queue_list_is_the_settings_queues_and_covers_every_route(settings):
     assert project_queues() == [queue.name for queue in settings.CELERY_TASK_QUEUES]
-    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    routed = {route["queue"] for route in settings.TASK_ROUTES.values()}
     assert routed | {settings.CELERY_TASK_DEFAULT_QUEUE} <= set(project_queues())
 
 

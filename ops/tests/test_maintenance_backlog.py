@@ -8,21 +8,25 @@ Waits are bounded; nothing here asserts a duration.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 from celery import current_app
 from celery.exceptions import TimeoutError as CeleryTimeout
-from django.conf import settings
-from kombu import Connection
-from kombu.exceptions import OperationalError
 
 from ops.commandline import GENERATION_WORKER, SYSTEM_QUEUE, SYSTEM_WORKER, generation_queues
-from ops.testing import RedisServer, ServiceProcess, Workers, broker_of, start_worker, start_workers
+from ops.testing import (
+    RedisServer,
+    ServiceProcess,
+    Workers,
+    amqp_test_url,
+    broker_of,
+    rabbitmq_vhost,
+    redis_beside,
+    start_worker,
+    start_workers,
+)
 from runs import lifecycle
 from runs import tasks as maintenance_tasks
 from runs.models import RunStatus
@@ -33,7 +37,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BACKLOG = 300  # runs of the test kind, each sleeping SECONDS: a minute of work for one process
 SECONDS = 0.2
 SCAN_TIMEOUT = 60  # seconds the scan may take to come back; the backlog alone takes far longer
-RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def queue_backlog(owner) -> list[SleepRun]:
@@ -49,10 +52,10 @@ def still_queued() -> int:
     return SleepRun.objects.filter(status=RunStatus.QUEUED).count()
 
 
-def scan_through_the_broker(workers: Workers | ServiceProcess, priority: int | None = None) -> dict:
+def scan_through_the_broker(workers: Workers | ServiceProcess) -> dict:
     """Send `runs.scan` as beat does (its route: the `system` queue at the top priority) and
     wait for its result in django-celery-results."""
-    result = current_app.send_task("runs.scan", priority=priority)
+    result = current_app.send_task("runs.scan")
     try:
         outcome = result.get(timeout=SCAN_TIMEOUT)
     except CeleryTimeout:
@@ -72,50 +75,23 @@ def redis_broker() -> Iterator[str]:
     broker.stop()
 
 
-def rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
-    binary = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
-
-
 @pytest.fixture
-def rabbitmq_broker() -> Iterator[str]:
-    """A vhost of the test's own on the machine's RabbitMQ, so no queue is shared with anyone."""
-    try:
-        with Connection(f"{RABBITMQ}/") as conn:
-            conn.ensure_connection(max_retries=0, timeout=3)
-    except (OperationalError, OSError) as exc:
-        pytest.skip(f"RabbitMQ does not answer at {RABBITMQ}/ ({exc}): the AMQP path is untested")
-    vhost = f"h-ops-backlog-{uuid.uuid4().hex[:8]}"
-    try:
-        created = rabbitmqctl("add_vhost", vhost)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"RabbitMQ answers, but no vhost of the test's own can be made ({exc})")
-    if created.returncode != 0:
-        pytest.skip(
-            "RabbitMQ answers, but rabbitmqctl cannot make a vhost of the test's own: "
-            f"{(created.stderr or created.stdout).strip()[:300]}"
-        )
-    try:
-        allowed = rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        assert allowed.returncode == 0, allowed.stderr
-        url = f"{RABBITMQ}{vhost}"
-        with broker_of(url):
-            yield url
-    finally:
-        rabbitmqctl("delete_vhost", vhost)
+def rabbitmq_broker(amqp_url) -> Iterator[str]:
+    """A vhost of the test's own (the session's, conftest.py, has a worker of its own that would
+    take the backlog); requesting the session's skips or fails the test as it does."""
+    with rabbitmq_vhost(amqp_test_url(), "mediaruns-backlog") as url, broker_of(url):
+        yield url
 
 
 @pytest.mark.parametrize("broker", ["redis_broker", "rabbitmq_broker"])
 def test_maintenance_completes_with_a_backlog_of_a_few_hundred_runs(broker, request, user):
     url = request.getfixturevalue(broker)
     queue_backlog(user)
-    workers = start_workers(url, concurrency=1)
+    workers = start_workers(url, concurrency=1, **redis_beside(url))
     try:
         assert sorted(workers.nodes) == [GENERATION_WORKER, SYSTEM_WORKER]
 
-        # This process's routes carry the suite's broker's priorities (Redis: 0 on top); a beat
-        # configured for RabbitMQ sends maintenance at 9, its top.
-        scan_through_the_broker(workers, priority=None if broker == "redis_broker" else 9)
+        scan_through_the_broker(workers)  # at the route's priority, in this broker's order
 
         # Most of the backlog still waits: the scan went past it, not after it.
         assert still_queued() >= BACKLOG // 2
@@ -155,8 +131,6 @@ def test_the_layout_gives_system_a_consumer_of_its_own():
 def test_maintenance_is_published_at_the_top_priority_and_runs_below_it(redis_broker, user):
     """On Redis every priority level is a list of its own ("system" holds level 0, "celery:4"
     level 4): beat's way of sending (task.apply_async) lands in the top one, a run below it."""
-    if not settings.CELERY_BROKER_URL.startswith("redis"):
-        pytest.skip("the routes' priorities follow the suite's broker, which is not Redis here")
     maintenance_tasks.scan.apply_async()  # as beat sends a schedule that names no priority
     run = SleepRun.objects.create(owner=user)
     assert lifecycle.dispatch(run)

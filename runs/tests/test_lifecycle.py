@@ -19,6 +19,7 @@ from runs.tests.helpers import (
     PYTHON,
     ROOT,
     RedisServer,
+    both_brokers,
     service_env,
     start_web,
     start_worker,
@@ -43,13 +44,19 @@ def wait_status(run, *statuses, timeout=30):
     return run
 
 
+def wait_gone(path: Path) -> None:
+    """The worker removes a run's temporary folder just after it records the end."""
+    wait_for(lambda: not path.exists(), timeout=10, what=f"{path} to be removed")
+
+
 def worker_is_idle() -> bool:
     inspect = current_app.control.inspect(timeout=1)
     busy = [inspect.active() or {}, inspect.scheduled() or {}, inspect.reserved() or {}]
     return not any(tasks for replies in busy for tasks in replies.values())
 
 
-def test_a_run_goes_from_pending_through_queued_and_running_to_succeeded(user):
+@both_brokers
+def test_a_run_goes_from_pending_through_queued_and_running_to_succeeded(user, broker):
     run = make_run(user, steps=4, seconds_per_step=0.5)
     assert run.status == RunStatus.PENDING
 
@@ -68,7 +75,8 @@ def test_a_run_goes_from_pending_through_queued_and_running_to_succeeded(user):
     assert SleepResult.objects.get(run=run).steps_done == 4
 
 
-def test_a_finished_run_ignores_a_late_failure(user):
+@both_brokers
+def test_a_finished_run_ignores_a_late_failure(user, broker):
     run = make_run(user)
     lifecycle.dispatch(run)
     wait_status(run, RunStatus.SUCCEEDED)
@@ -80,7 +88,8 @@ def test_a_finished_run_ignores_a_late_failure(user):
     assert run.message == ""
 
 
-def test_a_cancelled_run_ignores_a_late_delivery(user):
+@both_brokers
+def test_a_cancelled_run_ignores_a_late_delivery(user, broker):
     run = make_run(user)
     assert lifecycle.request_cancel(run)
     assert status_of(run) == RunStatus.CANCELLED
@@ -94,7 +103,8 @@ def test_a_cancelled_run_ignores_a_late_delivery(user):
     assert not SleepResult.objects.filter(run=run).exists()
 
 
-def test_the_same_message_delivered_twice_has_one_effect(user):
+@both_brokers
+def test_the_same_message_delivered_twice_has_one_effect(user, broker):
     run = make_run(user, steps=3, seconds_per_step=0.5)
     lifecycle.dispatch(run)
     run.refresh_from_db()
@@ -117,7 +127,8 @@ def active_child_pid(task_id: str) -> int | None:
     return None
 
 
-def test_a_worker_child_killed_mid_run_is_redelivered_and_finishes_once(user):
+@both_brokers
+def test_a_worker_child_killed_mid_run_is_redelivered_and_finishes_once(user, broker):
     run = make_run(user, steps=8, seconds_per_step=0.5)
     lifecycle.dispatch(run)
     wait_status(run, RunStatus.RUNNING)
@@ -131,7 +142,8 @@ def test_a_worker_child_killed_mid_run_is_redelivered_and_finishes_once(user):
     assert SleepResult.objects.filter(run=run).count() == 1
 
 
-def test_exhausted_attempts_end_the_run_failed(user):
+@both_brokers
+def test_exhausted_attempts_end_the_run_failed(user, broker):
     run = make_run(user, attempt=3, max_attempts=3)
     lifecycle.dispatch(run)
     wait_status(run, RunStatus.FAILED)
@@ -139,7 +151,8 @@ def test_exhausted_attempts_end_the_run_failed(user):
     assert not SleepEffect.objects.filter(run=run).exists()
 
 
-def test_an_exception_fails_the_run_with_a_readable_message(user):
+@both_brokers
+def test_an_exception_fails_the_run_with_a_readable_message(user, broker):
     run = make_run(user, fail_with="error")
     lifecycle.dispatch(run)
     wait_status(run, RunStatus.FAILED)
@@ -147,7 +160,8 @@ def test_an_exception_fails_the_run_with_a_readable_message(user):
     assert "ValueError" in run.error
 
 
-def test_a_transient_error_retries_within_the_attempts(user):
+@both_brokers
+def test_a_transient_error_retries_within_the_attempts(user, broker):
     run = make_run(user, fail_with="transient")
     lifecycle.dispatch(run)
     wait_status(run, RunStatus.SUCCEEDED, timeout=60)
@@ -155,7 +169,8 @@ def test_a_transient_error_retries_within_the_attempts(user):
     assert SleepEffect.objects.filter(run=run).count() == 1
 
 
-def test_the_soft_time_limit_ends_the_run_timed_out_and_removes_its_temp_files(user):
+@both_brokers
+def test_the_soft_time_limit_ends_the_run_timed_out_and_removes_its_temp_files(user, broker):
     run = make_run(user, steps=40, seconds_per_step=0.25)
     lifecycle.dispatch(run)  # marks it queued; this message carries the default limits
     run.refresh_from_db()
@@ -165,13 +180,13 @@ def test_the_soft_time_limit_ends_the_run_timed_out_and_removes_its_temp_files(u
     current_app.send_task(SleepRun.task_name, args=[str(run.pk)], soft_time_limit=2, time_limit=30)
     wait_status(run, RunStatus.TIMED_OUT)
     assert run.temp_marker
-    assert not Path(run.temp_marker).exists()
-    assert not Path(run.temp_marker).parent.exists()
+    wait_gone(Path(run.temp_marker).parent)
     assert run.progress < 100
     assert not SleepEffect.objects.filter(run=run).exists()
 
 
-def test_the_cancel_flag_stops_a_run_between_steps(user):
+@both_brokers
+def test_the_cancel_flag_stops_a_run_between_steps(user, broker):
     run = make_run(user, steps=40, seconds_per_step=0.25)
     lifecycle.dispatch(run)
     wait_for(lambda: SleepRun.objects.get(pk=run.pk).progress > 0, what="the run to progress")
@@ -181,10 +196,11 @@ def test_the_cancel_flag_stops_a_run_between_steps(user):
     wait_status(run, RunStatus.CANCELLED, timeout=10)
     assert 0 < run.progress < 100
     assert not SleepEffect.objects.filter(run=run).exists()
-    assert not Path(run.temp_marker).exists()
+    wait_gone(Path(run.temp_marker))
 
 
-def test_retry_sends_a_failed_run_round_again(user):
+@both_brokers
+def test_retry_sends_a_failed_run_round_again(user, broker):
     run = make_run(user, fail_with="error")
     lifecycle.dispatch(run)
     wait_status(run, RunStatus.FAILED)

@@ -94,7 +94,9 @@ def test_limit_settings_are_parsed_strictly(monkeypatch):
     monkeypatch.delenv("CACHE_URL")
     assert project_settings.env_cache_url("CACHE_URL", "redis://h:6379/3") == "redis://h:6379/4"
     assert project_settings.env_cache_url("CACHE_URL", "redis://h:6379/15") == "redis://h:6379/0"
-    assert project_settings.env_cache_url("CACHE_URL", "amqp://guest@h//") == "locmem://"
+    # Beside RabbitMQ there is no Redis to derive: it must be named (or locmem:// chosen).
+    with pytest.raises(ImproperlyConfigured, match="CACHE_URL must be set when CELERY_BROKER_URL"):
+        project_settings.env_cache_url("CACHE_URL", "amqp://guest@h//")
 
 
 # Throttles

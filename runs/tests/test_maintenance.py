@@ -19,7 +19,7 @@ from django_celery_results.models import TaskResult
 from runs import lifecycle, maintenance
 from runs import waiting as pollers
 from runs.models import RunStatus
-from runs.tests.helpers import wait_for
+from runs.tests.helpers import both_brokers, wait_for
 from runs.tests.sleeper.models import SleepEffect, SleepResult, SleepRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -78,7 +78,8 @@ def in_threads(count: int, work) -> list:
 # Check timeouts
 
 
-def test_a_run_with_a_stale_heartbeat_is_dispatched_again_and_finishes(user):
+@both_brokers
+def test_a_run_with_a_stale_heartbeat_is_dispatched_again_and_finishes(user, broker):
     run = dead_worker_run(user)
 
     outcome = maintenance.check_timeouts(stale_after_seconds=30, timeout_minutes=30)
@@ -139,7 +140,8 @@ def test_two_timeout_checks_at_once_dispatch_a_stale_run_only_once(user):
     assert SleepEffect.objects.filter(run=run).count() == 1
 
 
-def test_the_task_through_the_worker_keeps_its_result_for_the_admin(user):
+@both_brokers
+def test_the_task_through_the_worker_keeps_its_result_for_the_admin(user, broker):
     dead_worker_run(user)
     result = current_app.send_task("runs.check_timeouts", kwargs={"stale_after_seconds": 30})
     assert result.get(timeout=30) == {"timed_out": 0, "redispatched": 1}
@@ -150,7 +152,8 @@ def test_the_task_through_the_worker_keeps_its_result_for_the_admin(user):
 # Scan
 
 
-def test_the_scan_dispatches_old_pending_runs_and_leaves_fresh_ones(user):
+@both_brokers
+def test_the_scan_dispatches_old_pending_runs_and_leaves_fresh_ones(user, broker):
     old = SleepRun.objects.create(owner=user)
     SleepRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     fresh = SleepRun.objects.create(owner=user)

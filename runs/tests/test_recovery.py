@@ -4,9 +4,13 @@ a superseded attempt. Waits are bounded; nothing here asserts a duration."""
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import signal
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -15,10 +19,20 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
-from runs import broker, lifecycle, maintenance
+from ops.testing import amqp_waiting, broker_of
+from runs import lifecycle, maintenance
+from runs.broker import held_task_ids
 from runs.maintenance import queue_names
 from runs.models import RunStatus
-from runs.tests.helpers import RedisServer, database_url, free_port, start_worker, wait_for
+from runs.tests.helpers import (
+    RedisServer,
+    ServiceProcess,
+    both_brokers,
+    database_url,
+    free_port,
+    start_worker,
+    wait_for,
+)
 from runs.tests.sleeper.models import SleepEffect, SleepResult, SleepRun
 from runs.tests.sleeper.tasks import counter, paid_calls_key
 
@@ -45,7 +59,8 @@ def backdate(run, **seconds_ago: float) -> None:
 # A dead worker's run
 
 
-def test_a_run_whose_worker_died_is_sent_ahead_of_the_backlog(user):
+@both_brokers
+def test_a_run_whose_worker_died_is_sent_ahead_of_the_backlog(user, broker):
     backlog = [
         SleepRun.objects.create(owner=user, steps=1, seconds_per_step=0.3) for _ in range(60)
     ]
@@ -68,10 +83,58 @@ def test_a_run_whose_worker_died_is_sent_ahead_of_the_backlog(user):
     wait_for(lambda: not SleepRun.objects.filter(status=RunStatus.QUEUED).exists(), timeout=60)
 
 
+def node_names(worker) -> list[str]:
+    return re.findall(r"(\S+@\S+) ready\.", worker.log())
+
+
+@contextlib.contextmanager
+def not_consuming(worker, queue: str) -> Iterator[None]:
+    """The worker's nodes leave `queue` to others for the block, then take it up again."""
+    nodes = node_names(worker)
+    current_app.control.cancel_consumer(queue, destination=nodes, reply=True, timeout=5)
+    try:
+        yield
+    finally:
+        current_app.control.add_consumer(queue, destination=nodes, reply=True, timeout=5)
+
+
+def kill(worker: ServiceProcess) -> None:
+    """SIGKILL the whole worker, main process and children: a machine lost, not a child."""
+    os.killpg(worker.process.pid, signal.SIGKILL)
+    worker.process.wait(timeout=10)
+
+
+@both_brokers
+def test_a_run_whose_whole_worker_was_killed_runs_again(user, broker):
+    """RabbitMQ hands a dead connection's unacknowledged message to another worker at once, so
+    the run goes on under the same task id without the scan. Redis would wait out its
+    visibility timeout (an hour): the scan sees the heartbeat stop and sends the run again."""
+    doomed = broker.start_worker(concurrency=1)
+    try:
+        run = SleepRun.objects.create(owner=user, steps=6, seconds_per_step=0.5)
+        with not_consuming(broker.worker, "celery"):  # the doomed worker takes the run
+            lifecycle.dispatch(run)
+            wait_for(lambda: SleepRun.objects.get(pk=run.pk).progress > 0, what="progress")
+        first_task_id = SleepRun.objects.get(pk=run.pk).task_id
+        kill(doomed)
+
+        if broker.kind == "redis":
+            wait_for(lambda: maintenance.scan()["redispatched"], timeout=30, what="a rescue")
+        wait_status(run, RunStatus.SUCCEEDED)
+    finally:
+        doomed.stop()
+
+    assert run.attempt == 2
+    assert (run.task_id == first_task_id) == (broker.kind == "amqp")
+    assert list(SleepEffect.objects.filter(run=run).values_list("attempt", flat=True)) == [2]
+    assert f"Task {SleepRun.task_name}[{first_task_id}] received" in doomed.log()
+
+
 # A lost message
 
 
-def test_a_queued_run_whose_message_is_gone_is_sent_again_at_the_next_scan(user):
+@both_brokers
+def test_a_queued_run_whose_message_is_gone_is_sent_again_at_the_next_scan(user, broker):
     lost = SleepRun.objects.create(owner=user, status=RunStatus.QUEUED, task_id="purged-message")
     backdate(lost, queued_at=30)
 
@@ -83,7 +146,8 @@ def test_a_queued_run_whose_message_is_gone_is_sent_again_at_the_next_scan(user)
     assert SleepEffect.objects.filter(run=lost).count() == 1
 
 
-def test_a_queued_run_whose_message_is_still_held_is_left_alone(user):
+@both_brokers
+def test_a_queued_run_whose_message_is_still_held_is_left_alone(user, broker):
     # A countdown keeps the message with the worker, unacknowledged, like a retry's backoff.
     key = f"recovery-test-{uuid.uuid4()}"
     held = current_app.send_task("sleeper.noop", args=[key], countdown=8)
@@ -91,7 +155,7 @@ def test_a_queued_run_whose_message_is_still_held_is_left_alone(user):
     backdate(run, queued_at=30)
     try:
         wait_for(
-            lambda: held.id in (broker.held_task_ids(queue_names(), recent_seconds=20) or ()),
+            lambda: held.id in (held_task_ids(queue_names(), recent_seconds=20) or ()),
             timeout=15,
             what="the worker to hold the countdown message",
         )
@@ -106,12 +170,26 @@ def test_the_broker_tells_which_messages_wait_in_a_queue(user):
     # Published to a queue nobody consumes: it waits there, as a backlog would.
     waiting = current_app.send_task("sleeper.noop", args=["x"], queue="nobody")
     try:
-        held = broker.held_task_ids(["nobody"], recent_seconds=20)
+        held = held_task_ids(["nobody"], recent_seconds=20)
         assert held is not None and waiting.id in held
         assert str(uuid.uuid4()) not in held
     finally:
         with Connection(current_app.conf.broker_url) as conn:
             conn.default_channel.queue_purge("nobody")
+
+
+def test_rabbitmq_cannot_be_read_so_a_waiting_message_means_it_cannot_tell(amqp_url):
+    """RabbitMQ shows a queue's messages only to whoever takes them: with one waiting, the scan
+    is told nothing (None) and falls back to its age threshold; with none, a set to compare."""
+    with broker_of(amqp_url):
+        assert held_task_ids(["nobody"], recent_seconds=20) == set()  # never declared: empty
+        current_app.send_task("sleeper.noop", args=["x"], queue="nobody")
+        try:
+            assert amqp_waiting(amqp_url, "nobody") == 1  # it went through RabbitMQ
+            assert held_task_ids(["nobody"], recent_seconds=20) is None
+        finally:
+            with Connection(amqp_url) as conn:
+                conn.default_channel.queue_delete("nobody")
 
 
 # A database outage

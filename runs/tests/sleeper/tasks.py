@@ -68,4 +68,5 @@ def noop_result() -> str:
 
 @cache
 def counter() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    """The cache's Redis, which the test and its worker share on either broker."""
+    return redis.Redis.from_url(settings.CACHE_URL)
