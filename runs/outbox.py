@@ -37,13 +37,16 @@ def message_priority(priority: str) -> int:
 BATCH = 500  # rows per relay or maintenance pass: bounded work and short locks
 
 
-def kinds_with(rows: Callable[[type[Run]], QuerySet], kinds: list[type[Run]] | None = None):
+def kinds_with(
+    rows: Callable[[type[Run]], QuerySet], kinds: list[type[Run]] | None = None
+) -> list[type[Run]]:
     """The run kinds that have a row in `rows(kind)`: plain reads, one round trip for all kinds,
     so a maintenance step opens a transaction (and takes locks) only where there is work."""
     kinds = run_models() if kinds is None else kinds
     if not kinds:
         return []
-    tests, params = [], []
+    tests: list[str] = []
+    params: list = []
     for kind in kinds:
         sql, args = rows(kind).order_by().values("pk")[:1].query.sql_with_params()
         tests.append(f"EXISTS ({sql})")
