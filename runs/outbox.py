@@ -134,12 +134,16 @@ def send_marked(model: type[Run], runs: list[Run], task_ids: dict, *, urgent: bo
 
 def send_run(run: Run, task_id: str, producer, *, urgent: bool) -> None:
     priority = Priority.HIGH if urgent else run.priority
+    args = [str(run.pk)]
     current_app.send_task(
         run.task_name,
-        args=[str(run.pk)],
+        args=args,
         task_id=task_id,
         priority=message_priority(priority),
         producer=producer,
+        # What Celery would write (saferepr of a list of one id), without its ~0.05 ms a message.
+        argsrepr=repr(args),
+        kwargsrepr="{}",
     )
 
 
