@@ -30,10 +30,12 @@ def held_task_ids(queues: Iterable[str], *, recent_seconds: float) -> set[str] |
     """Task ids of messages waiting in `queues`, or held by a worker that took one less than
     `recent_seconds` ago or holds it for a countdown; None when the broker cannot tell."""
     try:
+        if current_app.connection_for_read().transport.driver_type == "redis":
+            # A pooled connection: a new one costs more than the reads (the scan asks every 15 s).
+            with current_app.connection_or_acquire() as conn:
+                return redis_held(conn.default_channel, list(queues), recent_seconds)
+        # Its own connection: a passive declare of a missing queue closes the channel.
         with current_app.connection_for_read() as conn:
-            channel = conn.default_channel
-            if conn.transport.driver_type == "redis":
-                return redis_held(channel, list(queues), recent_seconds)
             if conn.transport.driver_type == "amqp":
                 return amqp_held(conn, list(queues))
     except Exception as exc:  # the broker is away: nothing can be said, nothing is re-sent

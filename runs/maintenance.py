@@ -17,7 +17,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
@@ -47,9 +47,7 @@ def check_timeouts(
     does this too, more often). Revokes go out after the commit."""
     timeout_cutoff = timezone.now() - timedelta(minutes=timeout_minutes)
     timed_out = 0
-    for model in run_models():
-        if not model.objects.overdue(timeout_cutoff).exists():  # a plain read first: no lock
-            continue
+    for model in outbox.kinds_with(lambda kind: kind.objects.overdue(timeout_cutoff)):
         with transaction.atomic():
             overdue = outbox.lock_batch(model.objects.overdue(timeout_cutoff))
             timed_out += end_timed_out(
@@ -69,9 +67,7 @@ def rescue_stale(stale_after_seconds: float | None = None) -> dict:
     stale_after = stale_after_seconds or settings.RUN_STALE_AFTER_SECONDS
     cutoff = timezone.now() - timedelta(seconds=stale_after)
     timed_out = redispatched = 0
-    for model in run_models():
-        if not model.objects.stale(cutoff).exists():
-            continue
+    for model in outbox.kinds_with(lambda kind: kind.objects.stale(cutoff)):
         with transaction.atomic():
             stale = outbox.lock_batch(model.objects.stale(cutoff))
             spent = [run for run in stale if run.attempt >= run.max_attempts]
@@ -132,7 +128,7 @@ def scan(
     dispatched = outbox.relay_pending(older_than_seconds=pending_grace_seconds)
     rescued = rescue_stale()
     requeued = resend_lost(lost_after_seconds, requeue_after_seconds)
-    polled = sum(poll_waiting(model) for model in run_models())
+    polled = poll_waiting()
     outcome = {
         "scheduled": scheduled,
         "dispatched": dispatched,
@@ -170,8 +166,8 @@ def dispatch_scheduled(now: datetime | None = None) -> int:
     is the truth: a run due while every process was down goes at the first scan after."""
     now = now or timezone.now()
     sent = 0
-    for model in run_models():
-        while model.objects.due(now).exists():
+    for model in outbox.kinds_with(lambda kind: kind.objects.due(now)):
+        while True:
             with transaction.atomic():
                 due = outbox.lock_batch(model.objects.due(now).order_by("run_at"))
                 outbox.requeue_after_commit(
@@ -241,34 +237,36 @@ def queue_names() -> list[str]:
 POLL_LEASE_SECONDS = 10
 
 
-def poll_waiting(model: type[Run]) -> int:
-    """Poll the provider job of each waiting run this scan leased; kinds without a poller are
-    skipped without a query."""
-    if not waiting.has_poller(model):
-        return 0
+def poll_waiting() -> int:
+    """Poll the provider job of each waiting run this scan leased, for the kinds that registered
+    a poller and have a waiting run due."""
+    kinds = [model for model in run_models() if waiting.has_poller(model)]
     polled = 0
-    for run in lease_waiting(model):
-        try:
-            run.poll_remote()  # its moves are conditional UPDATEs: a late poll changes nothing
-            polled += 1
-        except Exception:
-            logger.exception("polling the provider job of run %s failed", run.pk)
+    for model in outbox.kinds_with(due_for_poll, kinds):
+        for run in lease_waiting(model):
+            try:
+                run.poll_remote()  # its moves are conditional UPDATEs: a late poll changes nothing
+                polled += 1
+            except Exception:
+                logger.exception("polling the provider job of run %s failed", run.pk)
     return polled
 
 
-def lease_waiting(model: type[Run]) -> list[Run]:
-    """Claim a batch of waiting runs not polled for POLL_LEASE_SECONDS, in one short transaction:
-    lock them (SKIP LOCKED: a concurrent scan takes others) and stamp them polled now. The polls
-    then run outside any transaction, so a slow provider holds no row lock."""
-    now = timezone.now()
-    due = model.objects.filter(status=RunStatus.WAITING).filter(
-        Q(heartbeat_at__isnull=True)
-        | Q(heartbeat_at__lt=now - timedelta(seconds=POLL_LEASE_SECONDS))
+def due_for_poll(model: type[Run]) -> QuerySet:
+    """Waiting runs not polled for POLL_LEASE_SECONDS (their heartbeat_at)."""
+    leased_after = timezone.now() - timedelta(seconds=POLL_LEASE_SECONDS)
+    return model.objects.filter(status=RunStatus.WAITING).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=leased_after)
     )
-    if not due.exists():  # the usual answer: no transaction for it
-        return []
+
+
+def lease_waiting(model: type[Run]) -> list[Run]:
+    """Claim a batch of waiting runs due for a poll, in one short transaction: lock them (SKIP
+    LOCKED: a concurrent scan takes others) and stamp them polled now. The polls then run outside
+    any transaction, so a slow provider holds no row lock."""
+    now = timezone.now()
     with transaction.atomic():
-        runs = outbox.lock_batch(due.order_by("heartbeat_at"))
+        runs = outbox.lock_batch(due_for_poll(model).order_by("heartbeat_at"))
         if runs:
             leased = model.objects.filter(pk__in=[run.pk for run in runs], status=RunStatus.WAITING)
             leased.update(heartbeat_at=now)
