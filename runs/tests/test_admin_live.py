@@ -151,7 +151,7 @@ def test_the_page_reads_the_api_every_2s_where_the_stream_cannot_be_opened(
     operator,  # noqa: F811
     broker_url,
 ):
-    run = sleeper(operator, steps=6)
+    run = sleeper(operator, steps=6, seconds=2.0)  # about six polls while it runs
     web, base = start_web(broker_url)  # the WSGI development server: the stream answers 503
     try:
         page = logged_in(browser, base)
