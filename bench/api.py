@@ -174,8 +174,9 @@ class Server:
         import psutil
 
         parent = psutil.Process(self.process.pid)
-        total = 0.0
-        for process in [parent, *parent.children(recursive=True)]:
+        own = parent.cpu_times()  # children_*: workers gunicorn recycled (max_requests) and reaped
+        total = own.user + own.system + own.children_user + own.children_system
+        for process in parent.children(recursive=True):
             times = process.cpu_times()
             total += times.user + times.system
         return total

@@ -189,7 +189,7 @@ def count_active_runs(user, *, up_to: int) -> int:
         for model in run_models()
     ]
     if connection.features.supports_slicing_ordering_in_compound and len(queries) > 1:
-        return len(queries[0].union(*queries[1:], all=True))
+        return queries[0].union(*queries[1:], all=True).count()  # counted in the database
     return sum(query.count() for query in queries)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 
 from celery import current_app
@@ -118,9 +119,10 @@ def send_marked(model: type[Run], runs: list[Run], task_ids: dict, *, urgent: bo
     batched = False
     try:
         with current_app.producer_or_acquire() as producer:
-            batched = producer.supports_batch_publish
+            # One run (the API's submit) goes straight out: a batch costs a Redis client of its own.
+            batched = producer.supports_batch_publish and len(runs) > 1
             # Room for every message and its event: one flush, at the end of the batch.
-            with producer.batch(max_size=4 * len(runs)):
+            with producer.batch(max_size=4 * len(runs)) if batched else nullcontext():
                 for run in runs:
                     send_run(run, task_ids[run.pk], producer, urgent=urgent)
                     sent += 1
