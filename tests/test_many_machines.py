@@ -167,6 +167,7 @@ def test_a_videos_parts_on_two_machines_meet_only_in_the_bucket(
              timeout=10, what=f"exactly {expected} in the bucket")  # fmt: skip
     result = VideoResult.objects.get(run=run)
     assert result.video.name == f"{folder}video.mp4"
+    assert result.audio.name == f"{folder}narration.wav"
     video = probe(artifacts.local_copy(result.video.name, tmp_path))
     narration = probe(artifacts.local_copy(result.audio.name, tmp_path))
     picture = video.first("video")
