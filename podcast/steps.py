@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -196,17 +196,24 @@ def speak_lines(
     low, high = SPEECH_PROGRESS
     wavs = []
     with artifacts.BackgroundSaves() as saves:
-        for index, line in enumerate(lines):
-            ctx.step(low + (high - low) * index // len(lines), f"speech {index + 1}/{len(lines)}")
-            record(ctx, saves.done())
-            checkpoint, name = f"speech {index + 1}", line_name(run, index)
-            if checkpoint in ctx.run.checkpoints:  # paid for by an earlier attempt
-                wavs.append(local_line(ctx.run.checkpoints[checkpoint], ctx.tmp_dir, index + 1))
-                continue
-            wav = ctx.tmp_dir / Path(name).name
-            speak_line(engine, wav, index + 1, line, by_name[line.speaker])
-            saves.save(checkpoint, name, wav)
-            wavs.append(wav)
+        try:
+            for index, line in enumerate(lines):
+                progress = low + (high - low) * index // len(lines)
+                ctx.step(progress, f"speech {index + 1}/{len(lines)}")
+                record(ctx, saves.done())
+                checkpoint, name = f"speech {index + 1}", line_name(run, index)
+                if checkpoint in ctx.run.checkpoints:  # paid for by an earlier attempt
+                    wavs.append(local_line(ctx.run.checkpoints[checkpoint], ctx.tmp_dir, index + 1))
+                    continue
+                wav = ctx.tmp_dir / Path(name).name
+                speak_line(engine, wav, index + 1, line, by_name[line.speaker])
+                saves.save(checkpoint, name, wav)
+                wavs.append(wav)
+        except BaseException:
+            # The lines spoken before the failure are paid for: keep them for the next attempt.
+            with suppress(Exception):
+                record(ctx, saves.wait())
+            raise
         record(ctx, saves.wait())
     return wavs
 

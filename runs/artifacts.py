@@ -14,6 +14,7 @@ retried step leaves one file, not `name_abc123` copies.
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -47,12 +49,42 @@ def save(name: str, local_path: Path) -> str:
 
     An artifact of that name is replaced. The file is streamed, never read whole.
     """
+    if is_small_s3_object(storage(), local_path):
+        put_s3_object(storage(), name, local_path)
+        return name
     with open(local_path, "rb") as handle:
         saved = storage().save(name, File(handle, name=PurePosixPath(name).name))
     if saved != name:  # a storage that renames instead of replacing would orphan every retry
         storage().delete(saved)
         raise RuntimeError(f"the storage saved {name} as {saved}; it must replace by name")
     return name
+
+
+def is_small_s3_object(store: Any, local_path: Path) -> bool:
+    """An S3 storage (django-storages) and a file it would upload in one request anyway."""
+    config = getattr(store, "transfer_config", None)
+    if config is None or not hasattr(store, "bucket_name") or getattr(store, "gzip", True):
+        return False
+    return local_path.stat().st_size < config.multipart_threshold
+
+
+def put_s3_object(store: Any, name: str, local_path: Path) -> None:
+    """One PutObject, with the key, parameters and content type S3Storage.save would use.
+
+    S3Storage.save goes through boto3's transfer manager, which costs twice the client CPU per
+    file: a podcast saves a hundred lines while it speaks the next ones (bench/storage.py).
+    """
+    from storages.utils import clean_name, safe_join
+
+    key = safe_join(store.location, clean_name(name))
+    params = store.get_object_parameters(key)  # AWS_S3_OBJECT_PARAMETERS
+    params.setdefault("ContentType", mimetypes.guess_type(name)[0] or store.default_content_type)
+    if "ACL" not in params and store.default_acl:
+        params["ACL"] = store.default_acl
+    with open(local_path, "rb") as body:
+        store.connection.meta.client.put_object(
+            Bucket=store.bucket_name, Key=key, Body=body, **params
+        )
 
 
 def local_copy(name: str, dest_dir: Path) -> Path:

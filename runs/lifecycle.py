@@ -476,11 +476,15 @@ def ending(ctx: RunContext, *, on_transient: Callable[[Exception], None]) -> Ite
     Whatever the block raises becomes exactly one outcome: cancelled, timed_out or failed (a
     conditional UPDATE, so once however many parts fail), nothing when the attempt was taken
     over, or `on_transient` for an error worth retrying (a provider's timeout or 5xx, a database
-    that went away). The temporary folder goes either way. A database error while ending
-    escapes to `keeping_the_message`.
+    that went away). The temporary folder goes either way, before the outcome is written: once
+    a run shows it ended, nothing of that attempt is left on the worker's disk. A database error
+    while ending escapes to `keeping_the_message`.
     """
     try:
-        yield
+        try:
+            yield
+        finally:
+            ctx.remove_tmp()
     except RunCancelled:
         finish(ctx, RunStatus.CANCELLED, reason="cancelled", message="Cancelled.")
     except RunLost:
@@ -493,7 +497,6 @@ def ending(ctx: RunContext, *, on_transient: Callable[[Exception], None]) -> Ite
         logger.exception("run %s failed", ctx.run.pk)
         fail(ctx, exc)
     finally:
-        ctx.remove_tmp()
         close_old_connections()
 
 

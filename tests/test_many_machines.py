@@ -167,6 +167,7 @@ def test_a_videos_parts_on_two_machines_meet_only_in_the_bucket(
              timeout=10, what=f"exactly {expected} in the bucket")  # fmt: skip
     result = VideoResult.objects.get(run=run)
     assert result.video.name == f"{folder}video.mp4"
+    assert result.audio.name == f"{folder}narration.wav"
     video = probe(artifacts.local_copy(result.video.name, tmp_path))
     narration = probe(artifacts.local_copy(result.audio.name, tmp_path))
     picture = video.first("video")
@@ -175,8 +176,10 @@ def test_a_videos_parts_on_two_machines_meet_only_in_the_bucket(
     assert abs(video.duration_seconds - narration.duration_seconds) <= 0.5
     assert video.duration_seconds == pytest.approx(result.duration_seconds, abs=0.1)
 
-    # Nothing on either machine's own disk: no media, no temporary folder left behind.
-    assert a.files_left() == [] and b.files_left() == []
+    # Nothing on either machine's own disk: no media, and no temporary folder once the last
+    # part has ended (it goes just after the run shows succeeded).
+    wait_for(lambda: a.files_left() == [] and b.files_left() == [], timeout=10,
+             what="the machines' disks to hold nothing of the run")  # fmt: skip
 
 
 def test_a_podcast_resumes_on_another_machine_from_the_lines_in_the_bucket(
@@ -229,7 +232,7 @@ def test_a_podcast_resumes_on_another_machine_from_the_lines_in_the_bucket(
         assert sound is not None and sound.codec == "mp3"
         assert episode.duration_seconds == pytest.approx(run.result.duration_seconds, abs=0.3)
         assert len(run.result.transcript) > len(paid_for)  # C spoke the rest
-        assert c.files_left() == []
+        wait_for(lambda: c.files_left() == [], timeout=10, what="nothing left on C's disk")
     finally:
         c.worker.stop()
 

@@ -110,3 +110,21 @@ def test_each_attempt_works_in_a_private_folder_of_its_own_that_goes_when_it_end
     ctx.remove_tmp()
     assert not folder.exists()
     other.remove_tmp()
+
+
+def test_background_saves_answer_in_order_and_raise_a_failed_save_in_the_caller(tmp_path):
+    files = [local_file(tmp_path, f"line-{n}.wav", bytes([n]) * 1000) for n in range(3)]
+    with artifacts.BackgroundSaves() as saves:
+        for n, file in enumerate(files):
+            saves.save(f"speech {n + 1}", f"podcasts/run-6/line-{n}.wav", file)
+        early = saves.done()  # whatever finished so far, in order, each once
+        rest = saves.wait()
+
+    assert early + rest == [(f"speech {n + 1}", f"podcasts/run-6/line-{n}.wav") for n in range(3)]
+    assert [stored(f"podcasts/run-6/line-{n}.wav") for n in range(3)] == [
+        file.read_bytes() for file in files
+    ]
+    with artifacts.BackgroundSaves() as saves:
+        saves.save("speech 1", "podcasts/run-6/line-9.wav", tmp_path / "never-spoken.wav")
+        with pytest.raises(FileNotFoundError):
+            saves.wait()
