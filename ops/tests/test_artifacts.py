@@ -299,3 +299,31 @@ def test_the_command_walks_everything_in_passes(media_root):
 def test_the_command_names_a_bad_option():
     with pytest.raises(CommandError, match="--files-per-pass"):
         call_command("reconcile_artifacts", "--files-per-pass", "0")
+
+
+# The same in an S3 bucket (a SeaweedFS of the session's own)
+
+
+def test_the_cleanup_removes_a_pruned_runs_objects_from_the_bucket_only(user, s3_media):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from runs import maintenance
+
+    old = finished_run(user, days_ago=40)
+    live = finished_run(user, days_ago=2)
+    pruned = [
+        f"sleeper/{old.pk}/out.bin",
+        f"podcasts/{old.pk}/line-00001.wav",
+        f"videos/{old.pk}/a.png",
+    ]
+    kept = [f"sleeper/{live.pk}/out.bin", f"podcasts/{live.pk}.mp3", "notes/kept.txt"]
+    for name in pruned + kept:
+        default_storage.save(name, ContentFile(b"artifact"))
+
+    outcome = maintenance.cleanup(retention_days=30)
+
+    assert outcome["runs"] == 1
+    left = set(s3_media.keys())
+    assert not left & set(pruned), left
+    assert set(kept) <= left
