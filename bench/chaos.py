@@ -416,7 +416,8 @@ class World:
         import redis
 
         try:
-            client = redis.Redis.from_url(self.lab.redis.url)
+            # The sleeper counts in the cache's Redis: the broker's next db (web/settings.py).
+            client = redis.Redis.from_url(self.lab.redis.url.rsplit("/", 1)[0] + "/1")
             keys = list(client.scan_iter("sleeper:paid-calls:*", count=1000))
             values = client.mget(keys) if keys else []
         except redis.RedisError:
