@@ -68,22 +68,29 @@ class Heartbeats:
         next_beat = time.monotonic() + settings.RUN_HEARTBEAT_SECONDS
         while True:
             time.sleep(min(cancel_check_seconds(), settings.RUN_HEARTBEAT_SECONDS))
-            with self._lock:
-                contexts = list(self._contexts)
-            if not contexts:
-                connection.close()  # this thread's own connection; idle workers hold none
-                continue
-            close_old_connections()
-            self._stop_cancelled(contexts)
-            if time.monotonic() < next_beat:
-                continue
-            next_beat = time.monotonic() + settings.RUN_HEARTBEAT_SECONDS
-            for ctx in contexts:
-                try:
-                    if not ctx.beat():  # the run ended or moved on: nothing left to keep alive
-                        self.untrack(ctx)
-                except Exception:
-                    logger.exception("heartbeat for run %s failed", ctx.run.pk)
+            try:  # the thread outlives any one error (a database away): it is every run's pulse
+                next_beat = self._tick(next_beat)
+            except Exception:
+                logger.exception("heartbeat pass failed; the next one tries again")
+
+    def _tick(self, next_beat: float) -> float:
+        """One pass: cancel checks always, heartbeats once `next_beat` has come; the next one."""
+        with self._lock:
+            contexts = list(self._contexts)
+        if not contexts:
+            connection.close()  # this thread's own connection; idle workers hold none
+            return next_beat
+        close_old_connections()
+        self._stop_cancelled(contexts)
+        if time.monotonic() < next_beat:
+            return next_beat
+        for ctx in contexts:
+            try:
+                if not ctx.beat():  # the run ended or moved on: nothing left to keep alive
+                    self.untrack(ctx)
+            except Exception:
+                logger.exception("heartbeat for run %s failed", ctx.run.pk)
+        return time.monotonic() + settings.RUN_HEARTBEAT_SECONDS
 
     def _stop_cancelled(self, contexts: list[Beating]) -> None:
         """Cancel the contexts whose run's cancel flag is set: one query per run model."""
