@@ -1,7 +1,10 @@
 """Real services for tests: the generic helpers live in `ops.testing` (next to the command lines
 they start processes with); the suite imports them from here or from there."""
 
+import threading
+
 import pytest
+from django.db import connection
 
 from ops.testing import (
     PYTHON,
@@ -36,3 +39,22 @@ __all__ = [
     "start_worker",
     "wait_for",
 ]
+
+
+def in_threads(count: int, work) -> list:
+    """Run `work` in `count` threads released at once, each on its own database connection."""
+    barrier, results = threading.Barrier(count), []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(work())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -12,14 +11,13 @@ from pathlib import Path
 import pytest
 from celery import current_app
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from runs import lifecycle, maintenance
 from runs import waiting as pollers
 from runs.models import RunStatus
-from runs.tests.helpers import both_brokers, wait_for
+from runs.tests.helpers import both_brokers, in_threads, wait_for
 from runs.tests.sleeper.models import SleepEffect, SleepResult, SleepRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -54,25 +52,6 @@ def dead_worker_run(user, *, attempt=1, max_attempts=3, idle_seconds=120) -> Sle
         started_at=then,
         heartbeat_at=then,
     )
-
-
-def in_threads(count: int, work) -> list:
-    """Run `work` in `count` threads released at once, each on its own database connection."""
-    barrier, results = threading.Barrier(count), []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            results.append(work())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 # Check timeouts

@@ -3,13 +3,11 @@ runs, and what a refusing broker leaves behind. Real database, Redis and worker.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 import redis
-from django.db import connection
 from django.utils import timezone
 
 from events.models import RunEvent
@@ -18,7 +16,7 @@ from runs import maintenance, outbox
 from runs import waiting as pollers
 from runs.broker import message_task_id
 from runs.models import RunStatus
-from runs.tests.helpers import RedisServer, wait_for
+from runs.tests.helpers import RedisServer, in_threads, wait_for
 from runs.tests.sleeper.models import SleepEffect, SleepRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -39,24 +37,6 @@ def wait_all_succeeded(pks: list) -> None:
         timeout=180,
         what=f"{len(pks)} runs to succeed",
     )
-
-
-def in_threads(count: int, work) -> list:
-    barrier, results = threading.Barrier(count), []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            results.append(work())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_200_pending_runs_relayed_in_one_pass_all_reach_the_worker_once(user):
