@@ -9,7 +9,7 @@ from django.http import Http404
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -80,9 +80,12 @@ class DeliverySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DeliveriesView(APIView):
+class DeliveriesView(generics.ListAPIView):
     """The webhook deliveries of one run and every attempt of each (status code or error,
-    time, duration). Same ownership as the run: another user's run answers 404."""
+    time, duration), newest first in cursor pages like every list. Same ownership as the run:
+    another user's run answers 404."""
+
+    serializer_class = DeliverySerializer
 
     @extend_schema(
         parameters=[
@@ -95,21 +98,28 @@ class DeliveriesView(APIView):
             ),
             OpenApiParameter("id", uuid.UUID, OpenApiParameter.PATH, description="The run's id."),
         ],
-        responses={200: DeliverySerializer(many=True)},
     )
-    def get(self, request, collection: str, id: str):
-        run_path = request.path_info.removesuffix("deliveries/")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return WebhookDelivery.objects.none()
+        model = self.run_model()
+        run_id = self.kwargs["id"]
+        if not model.objects.for_user(self.request.user).filter(pk=run_id).exists():
+            raise Http404
+        return WebhookDelivery.objects.filter(
+            run_kind=model._meta.label_lower, run_id=run_id
+        ).prefetch_related("log")
+
+    def run_model(self):
+        """The run kind whose URL this path extends (podcasts, videos), or 404."""
         try:
-            match = resolve(run_path)
+            match = resolve(self.request.path_info.removesuffix("deliveries/"))
         except Resolver404:
             raise Http404 from None
         viewset = kinds.run_viewset(match.func)
         if viewset is None:
             raise Http404
-        model = viewset.model
-        if not model.objects.for_user(request.user).filter(pk=id).exists():
-            raise Http404
-        deliveries = WebhookDelivery.objects.filter(
-            run_kind=model._meta.label_lower, run_id=id
-        ).prefetch_related("log")
-        return Response(DeliverySerializer(deliveries, many=True).data)
+        return viewset.model

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from runs import maintenance
 from runs.models import RunStatus
@@ -85,7 +87,7 @@ def test_a_receiver_gets_exactly_one_verified_delivery_per_run(api, receiver):
 
     listed = api.get(f"{RUNS}{ids[0]}/deliveries/")
     assert listed.status_code == 200
-    [entry] = listed.json()
+    [entry] = listed.json()["results"]
     assert entry["status"] == "delivered" and entry["run_status"] == "succeeded"
     assert [(a["number"], a["status_code"], a["succeeded"]) for a in entry["attempts"]] == [
         (1, 200, True)
@@ -132,7 +134,7 @@ def test_a_failing_receiver_gets_logged_retries_then_one_success(api, receiver, 
     # Delivered: later scans send nothing more.
     assert delivery.send_due() == 0
 
-    listed = api.get(f"{RUNS}{run_id}/deliveries/").json()
+    listed = api.get(f"{RUNS}{run_id}/deliveries/").json()["results"]
     assert [a["status_code"] for a in listed[0]["attempts"]] == [500, 503, 200]
     assert listed[0]["attempt_count"] == 3
 
@@ -209,7 +211,37 @@ def test_deliveries_follow_the_runs_ownership(api, other_user):
     assert api.get(f"{RUNS}{theirs.pk}/deliveries/").status_code == 404
     assert api.get(f"/api/nothing/{theirs.pk}/deliveries/").status_code == 404
     mine = api.post(RUNS, {"steps": 1, "delay_seconds": 600}, format="json").json()["id"]
-    assert api.get(f"{RUNS}{mine}/deliveries/").json() == []
+    assert api.get(f"{RUNS}{mine}/deliveries/").json() == {
+        "next": None,
+        "previous": None,
+        "results": [],
+    }
+
+
+def test_a_runs_deliveries_come_in_cursor_pages_newest_first(api, user):
+    run = SleepRun.objects.create(owner=user, status=RunStatus.SUCCEEDED)
+    for attempt in (1, 2, 3):
+        made = WebhookDelivery.objects.create(
+            owner=user,
+            run_kind=SleepRun._meta.label_lower,
+            run_id=run.pk,
+            run_attempt=attempt,
+            run_status=RunStatus.SUCCEEDED,
+            url="https://example.com/hook",
+            body="{}",
+            next_attempt_at=timezone.now(),
+        )
+        # Distinct times, so the order does not rest on ids.
+        WebhookDelivery.objects.filter(pk=made.pk).update(
+            created_at=timezone.now() + timedelta(seconds=attempt)
+        )
+    first = api.get(f"{RUNS}{run.pk}/deliveries/?page_size=2").json()
+    assert [d["run_attempt"] for d in first["results"]] == [3, 2]
+    second = api.get(first["next"]).json()
+    assert [d["run_attempt"] for d in second["results"]] == [1]
+    assert second["next"] is None
+    bad = api.get(f"{RUNS}{run.pk}/deliveries/?page_size=0")
+    assert bad.status_code == 400 and "page_size" in bad.json()
 
 
 def test_a_signature_is_refused_when_old_or_altered():
