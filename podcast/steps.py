@@ -241,11 +241,8 @@ def speak_line(engine: SpeechEngine, wav: Path, number: int, line: Line, voice: 
 
 def local_line(name: str, tmp_dir: Path, number: int) -> Path:
     """Line `number`'s WAV on this machine: spoken in this attempt, or downloaded."""
-    wav = tmp_dir / Path(name).name
-    if wav.is_file():
-        return wav
     try:
-        return artifacts.local_copy(name, tmp_dir)
+        return artifacts.local_file(name, tmp_dir)
     except artifacts.ArtifactMissing:
         raise EngineError(f"The speech of line {number} from an earlier attempt is gone.") from None
 

@@ -111,6 +111,13 @@ def local_copy(name: str, dest_dir: Path) -> Path:
     return dest
 
 
+def local_file(name: str, folder: Path) -> Path:
+    """The artifact `name` as a file in `folder`: the one made there, else a download (it may
+    come from an earlier attempt or part, on another machine). Raises ArtifactMissing."""
+    local = folder / PurePosixPath(name).name
+    return local if local.is_file() else local_copy(name, folder)
+
+
 def exists(name: str) -> bool:
     return storage().exists(name)
 

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
@@ -417,11 +417,8 @@ def recorded_script(ctx: RunContext) -> list[dict]:
 def fetched(name: str, folder: Path) -> Path:
     """The artifact `name` as a file in the part's `folder`: made there, or downloaded (an
     earlier part, or an earlier attempt, may have run on another machine)."""
-    local = folder / PurePosixPath(name).name
-    if local.is_file():
-        return local
     try:
-        return artifacts.local_copy(name, folder)
+        return artifacts.local_file(name, folder)
     except artifacts.ArtifactMissing:
         raise EngineError(f"{name}, made by an earlier part, is gone from the storage") from None
 
