@@ -27,7 +27,7 @@ import wave
 from pathlib import Path
 
 from common import configure, prepare_database
-from podcast_fixtures import make_run
+from podcast_fixtures import timed_generation
 
 configure("bench_podcast", MEDIA_ROOT="/tmp/bench-podcast-media")
 
@@ -38,19 +38,7 @@ def fail(message: str) -> None:
 
 
 def pipeline_round(owner, target_words: int) -> tuple[float, object]:
-    from podcast import steps
-    from podcast.models import PodcastRun
-    from runs import lifecycle
-
-    run = lifecycle.claim(PodcastRun, make_run(owner, target_words).pk)
-    ctx = lifecycle.RunContext(run)
-    try:
-        started = time.perf_counter()
-        steps.generate(run, ctx)
-        seconds = time.perf_counter() - started
-    finally:
-        ctx.remove_tmp()
-    run.refresh_from_db()
+    seconds, run = timed_generation(owner, target_words)
     return seconds, run.result
 
 

@@ -1,6 +1,9 @@
-"""The podcast run the podcast and storage benchmarks both generate: a long, varied source."""
+"""The podcast run the podcast and storage benchmarks both generate (a long, varied source), and
+the timed generation of it as a worker does it."""
 
 from __future__ import annotations
+
+import time
 
 SUBJECTS = ("The hive", "A forager", "The queen", "Each drone", "A nurse bee", "The colony")
 VERBS = ("visits", "guards", "cleans", "warms", "maps", "feeds", "finds", "seals")
@@ -30,3 +33,22 @@ def make_run(owner, target_words: int):
     )  # fmt: skip
     run.sources.set([source])
     return run
+
+
+def timed_generation(owner, target_words: int):
+    """Claim a new run and generate it in this process: (seconds from the first step to the
+    saved result, the run read again)."""
+    from podcast import steps
+    from podcast.models import PodcastRun
+    from runs import lifecycle
+
+    run = lifecycle.claim(PodcastRun, make_run(owner, target_words).pk)
+    ctx = lifecycle.RunContext(run)
+    try:
+        started = time.perf_counter()
+        steps.generate(run, ctx)
+        seconds = time.perf_counter() - started
+    finally:
+        ctx.remove_tmp()
+    run.refresh_from_db()
+    return seconds, run

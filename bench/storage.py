@@ -22,11 +22,10 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from common import configure, prepare_database
-from podcast_fixtures import make_run
+from podcast_fixtures import timed_generation
 
 configure("bench_storage", MEDIA_ROOT=tempfile.mkdtemp(prefix="bench-storage-media-"))
 
@@ -42,20 +41,10 @@ def use(storage) -> None:
 
 def podcast_round(owner, target_words: int, storage) -> tuple[float, object]:
     """One podcast run on `storage`: seconds from the first step to the saved result."""
-    from podcast import steps
-    from podcast.models import PodcastRun
-    from runs import artifacts, lifecycle
+    from runs import artifacts
 
     use(storage)
-    run = lifecycle.claim(PodcastRun, make_run(owner, target_words).pk)
-    ctx = lifecycle.RunContext(run)
-    try:
-        started = time.perf_counter()
-        steps.generate(run, ctx)
-        seconds = time.perf_counter() - started
-    finally:
-        ctx.remove_tmp()
-    run.refresh_from_db()
+    seconds, run = timed_generation(owner, target_words)
     name = run.result.audio.name
     if not artifacts.exists(name) or artifacts.names_under(f"podcasts/{run.pk}"):
         sys.exit(f"run {run.pk}: the MP3 is missing or its lines are left in {storage}")
