@@ -3,11 +3,13 @@ runs, and what a refusing broker leaves behind. Real database, Redis and worker.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 import redis
+from celery import current_app
 from django.utils import timezone
 
 from events.models import RunEvent
@@ -110,3 +112,33 @@ def test_kinds_without_a_poller_are_not_leased(user):
     assert maintenance.scan()["polled"] == 0
     run.refresh_from_db()
     assert run.heartbeat_at is None and run.status == RunStatus.WAITING
+
+
+def test_the_batchs_task_sent_events_reach_an_event_receiver(user):
+    """The relay publishes the batch's task-sent events as one message holding the list; a Celery
+    event receiver (Flower's way of following tasks) reads each event as if sent one by one."""
+    pks = old_pending_runs(user, 5)
+    seen: list[dict] = []
+    listening = threading.Event()
+
+    def listen() -> None:
+        with current_app.connection_for_read() as conn:
+            receiver = current_app.events.Receiver(conn, handlers={"task-sent": seen.append})
+            receiver.on_iteration = listening.set  # subscribed: a fanout keeps no message
+            for _ in receiver.itercapture(limit=None, timeout=None, wakeup=False):
+                if len(seen) >= len(pks):
+                    receiver.should_stop = True
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert listening.wait(timeout=10)
+
+    assert outbox.relay_pending() == 5
+
+    wait_for(lambda: len(seen) >= len(pks), timeout=30, what="the task-sent events")
+    task_ids = set(SleepRun.objects.filter(pk__in=pks).values_list("task_id", flat=True))
+    assert {event["uuid"] for event in seen} == task_ids
+    for event in seen:
+        assert event["name"] == SleepRun.task_name
+        assert event["queue"] and event["routing_key"] == event["queue"]
+        assert event["hostname"] and event["pid"] and event["clock"]
