@@ -145,12 +145,12 @@ def send_marked(model: type[Run], runs: list[Run], task_ids: dict, *, urgent: bo
 def destination(route: dict) -> dict:
     """Where `send_task_message` publishes a routed message, as its task-sent event names it: a
     direct exchange without a routing key becomes the anonymous exchange and the queue's name."""
-    queue = route.get("queue")
-    name = getattr(queue, "name", queue)
+    queue = route.get("queue") or current_app.amqp.default_queue  # send_task_message's default
+    if isinstance(queue, str):
+        queue = current_app.amqp.queues[queue]
+    name = queue.name
     exchange, routing_key = route.get("exchange"), route.get("routing_key")
-    exchange_type = route.get("exchange_type") or getattr(
-        getattr(queue, "exchange", None), "type", "direct"
-    )
+    exchange_type = route.get("exchange_type") or getattr(queue.exchange, "type", "direct")
     if (not exchange or not routing_key) and exchange_type == "direct":
         exchange, routing_key = "", name
     elif exchange is None:
