@@ -3,6 +3,7 @@ runs, and what a refusing broker leaves behind. Real database, Redis and worker.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -10,6 +11,7 @@ from datetime import timedelta
 import pytest
 import redis
 from celery import current_app
+from django.db import transaction
 from django.utils import timezone
 
 from events.models import RunEvent
@@ -142,3 +144,49 @@ def test_the_batchs_task_sent_events_reach_an_event_receiver(user):
         assert event["name"] == SleepRun.task_name
         assert event["queue"] and event["routing_key"] == event["queue"]
         assert event["hostname"] and event["pid"] and event["clock"]
+
+
+def waiting_messages(url: str) -> dict[str, dict]:
+    """The messages waiting in a broker no worker reads, by task id."""
+    client = redis.Redis.from_url(url)
+    lists = [key for key in client.keys("*") if client.type(key) == b"list"]
+    messages = [json.loads(raw) for key in lists for raw in client.lrange(key, 0, -1)]
+    return {message["headers"]["id"]: message for message in messages}
+
+
+def test_a_batchs_messages_are_the_ones_send_task_writes(user):
+    """The outbox builds its messages with Celery's message API, not `send_task`: the same
+    headers, body, properties, queue and priority, task id aside."""
+    runs = [SleepRun.objects.create(owner=user, priority=p) for p in ("high", "normal", "low")]
+    own_redis = RedisServer().start()  # no worker reads it: the messages stay to be compared
+    try:
+        with broker_of(own_redis.url):
+            for run in runs:
+                args = [str(run.pk)]
+                current_app.send_task(
+                    run.task_name,
+                    args=args,
+                    task_id=f"reference-{run.pk}",
+                    priority=outbox.message_priority(run.priority),
+                    argsrepr=repr(args),  # as the outbox sent them before (Celery's own repr)
+                    kwargsrepr="{}",
+                )
+            with transaction.atomic():
+                locked = outbox.lock_batch(SleepRun.objects.filter(pk__in=[r.pk for r in runs]))
+                task_ids = outbox.mark_queued(SleepRun, locked)
+            assert outbox.send_marked(SleepRun, locked, task_ids) == 3
+        messages = waiting_messages(own_redis.url)
+    finally:
+        own_redis.stop()
+
+    def comparable(message: dict) -> dict:
+        headers = {k: v for k, v in message["headers"].items() if k not in ("id", "root_id")}
+        properties = dict(message["properties"])
+        for varying in ("correlation_id", "delivery_tag"):
+            properties.pop(varying)
+        return {**message, "headers": headers, "properties": properties}
+
+    for run in locked:
+        ours, reference = messages[task_ids[run.pk]], messages[f"reference-{run.pk}"]
+        assert ours["headers"]["root_id"] == task_ids[run.pk]
+        assert comparable(ours) == comparable(reference)
