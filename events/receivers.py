@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, cast
 
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models import sql
 
 from runs.signals import RunChange
 
@@ -25,22 +25,7 @@ def record_changes(sender, changes: list[RunChange], **kwargs) -> None:
     change), and publish the live events once it commits, each with the run's progress, stage
     and message as the change left them (carried by the change, not read again)."""
     kind = kind_of(sender)
-    RunEvent.objects.bulk_create(
-        RunEvent(
-            run_id=cast(Any, change.run_id),
-            kind=kind,
-            owner_id=cast(Any, change.owner_id),
-            at=UtcNow(),
-            from_status=change.from_status,
-            to_status=change.to_status,
-            attempt=change.attempt,
-            host=change.host[:255],
-            pid=change.pid,
-            reason=change.reason[:255],
-            message=change.message[:255],
-        )
-        for change in changes
-    )
+    insert_history(kind, changes)
     if not streams.enabled():
         return
     now = datetime.now(UTC)
@@ -59,6 +44,49 @@ def record_changes(sender, changes: list[RunChange], **kwargs) -> None:
         )
         outgoing.append(streams.Outgoing(change.owner_id, data))
     transaction.on_commit(lambda: streams.publish(outgoing), robust=True)
+
+
+def insert_history(kind: str, changes: list[RunChange]) -> None:
+    """The history rows of a batch of changes in one multi-row INSERT, stamped with the
+    database's clock. Not `bulk_create`: with an expression in every row (`at`) it compiles each
+    row field by field, about 0.1 ms a row, more than the INSERT itself."""
+    connection = connections[router.db_for_write(RunEvent)]
+    by_name = {field.name: field for field in RunEvent._meta.concrete_fields}
+    fields = [by_name[name] for name in HISTORY_FIELDS]
+    at = by_name["at"]
+    now, now_params = (
+        sql.InsertQuery(RunEvent).get_compiler(connection=connection).compile(UtcNow())
+    )
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in [*fields, at])
+    table = connection.ops.quote_name(RunEvent._meta.db_table)
+    row = f"({', '.join(['%s'] * len(fields) + [now])})"
+    size = max(connection.ops.bulk_batch_size([*fields, at], changes), 1)
+    for start in range(0, len(changes), size):
+        batch = changes[start : start + size]
+        params: list = []
+        for change in batch:
+            values = history_values(kind, change)
+            params += [
+                f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)
+            ]
+            params += now_params
+        rows = ", ".join([row] * len(batch))
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {rows}", params)
+
+
+HISTORY_FIELDS = (
+    "run_id", "kind", "owner_id", "from_status", "to_status", "attempt", "host", "pid", "reason",
+    "message",
+)  # fmt: skip
+
+
+def history_values(kind: str, change: RunChange) -> tuple:
+    """A change's row in the order of HISTORY_FIELDS."""
+    return (
+        change.run_id, kind, change.owner_id, change.from_status, change.to_status,
+        change.attempt, change.host[:255], change.pid, change.reason[:255], change.message[:255],
+    )  # fmt: skip
 
 
 def publish_progress(sender, run, **kwargs) -> None:

@@ -3,11 +3,15 @@ runs, and what a refusing broker leaves behind. Real database, Redis and worker.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 import redis
+from celery import current_app
+from django.db import transaction
 from django.utils import timezone
 
 from events.models import RunEvent
@@ -110,3 +114,79 @@ def test_kinds_without_a_poller_are_not_leased(user):
     assert maintenance.scan()["polled"] == 0
     run.refresh_from_db()
     assert run.heartbeat_at is None and run.status == RunStatus.WAITING
+
+
+def test_the_batchs_task_sent_events_reach_an_event_receiver(user):
+    """The relay publishes the batch's task-sent events as one message holding the list; a Celery
+    event receiver (Flower's way of following tasks) reads each event as if sent one by one."""
+    pks = old_pending_runs(user, 5)
+    seen: list[dict] = []
+    listening = threading.Event()
+
+    def listen() -> None:
+        with current_app.connection_for_read() as conn:
+            receiver = current_app.events.Receiver(conn, handlers={"task-sent": seen.append})
+            receiver.on_iteration = listening.set  # subscribed: a fanout keeps no message
+            for _ in receiver.itercapture(limit=None, timeout=None, wakeup=False):
+                if len(seen) >= len(pks):
+                    receiver.should_stop = True
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert listening.wait(timeout=10)
+
+    assert outbox.relay_pending() == 5
+
+    wait_for(lambda: len(seen) >= len(pks), timeout=30, what="the task-sent events")
+    task_ids = set(SleepRun.objects.filter(pk__in=pks).values_list("task_id", flat=True))
+    assert {event["uuid"] for event in seen} == task_ids
+    for event in seen:
+        assert event["name"] == SleepRun.task_name
+        assert event["queue"] and event["routing_key"] == event["queue"]
+        assert event["hostname"] and event["pid"] and event["clock"]
+
+
+def waiting_messages(url: str) -> dict[str, dict]:
+    """The messages waiting in a broker no worker reads, by task id."""
+    client = redis.Redis.from_url(url)
+    lists = [key for key in client.keys("*") if client.type(key) == b"list"]
+    messages = [json.loads(raw) for key in lists for raw in client.lrange(key, 0, -1)]
+    return {message["headers"]["id"]: message for message in messages}
+
+
+def test_a_batchs_messages_are_the_ones_send_task_writes(user):
+    """The outbox builds its messages with Celery's message API, not `send_task`: the same
+    headers, body, properties, queue and priority, task id aside."""
+    runs = [SleepRun.objects.create(owner=user, priority=p) for p in ("high", "normal", "low")]
+    own_redis = RedisServer().start()  # no worker reads it: the messages stay to be compared
+    try:
+        with broker_of(own_redis.url):
+            for run in runs:
+                args = [str(run.pk)]
+                current_app.send_task(
+                    run.task_name,
+                    args=args,
+                    task_id=f"reference-{run.pk}",
+                    priority=outbox.message_priority(run.priority),
+                    argsrepr=repr(args),  # as the outbox sent them before (Celery's own repr)
+                    kwargsrepr="{}",
+                )
+            with transaction.atomic():
+                locked = outbox.lock_batch(SleepRun.objects.filter(pk__in=[r.pk for r in runs]))
+                task_ids = outbox.mark_queued(SleepRun, locked)
+            assert outbox.send_marked(SleepRun, locked, task_ids) == 3
+        messages = waiting_messages(own_redis.url)
+    finally:
+        own_redis.stop()
+
+    def comparable(message: dict) -> dict:
+        headers = {k: v for k, v in message["headers"].items() if k not in ("id", "root_id")}
+        properties = dict(message["properties"])
+        for varying in ("correlation_id", "delivery_tag"):
+            properties.pop(varying)
+        return {**message, "headers": headers, "properties": properties}
+
+    for run in locked:
+        ours, reference = messages[task_ids[run.pk]], messages[f"reference-{run.pk}"]
+        assert ours["headers"]["root_id"] == task_ids[run.pk]
+        assert comparable(ours) == comparable(reference)
