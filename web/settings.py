@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -546,11 +547,20 @@ def env_task_routes(name: str) -> dict[str, str]:
     return routes
 
 
+def level_of(task: str, routes: dict[str, dict]) -> int:
+    """The priority level of the first pattern route that matches `task`."""
+    return next(
+        (int(r["level"]) for pattern, r in routes.items() if fnmatchcase(task, pattern)),
+        NORMAL_PRIORITY_LEVEL,
+    )
+
+
 TASK_QUEUE_ROUTES = env_task_routes("TASK_QUEUE_ROUTES")
-# An exact task name goes ahead of the patterns (the first match wins), at its route's level.
+# An exact task name goes ahead of the patterns (the first match wins), keeping the level its
+# pattern gives it: a maintenance task moved to another queue still goes ahead of generation.
 TASK_ROUTES = {
     **{
-        task: {"queue": queue, "level": NORMAL_PRIORITY_LEVEL}
+        task: {"queue": queue, "level": level_of(task, TASK_ROUTES)}
         for task, queue in TASK_QUEUE_ROUTES.items()
     },
     **TASK_ROUTES,

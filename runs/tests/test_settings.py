@@ -43,3 +43,24 @@ def test_the_site_root_leads_to_the_api_docs(client):
     reply = client.get("/", HTTP_HOST="127.0.0.1")
     assert reply.status_code == 302
     assert reply["Location"] == "/api/docs/"
+
+
+def test_a_task_moved_to_another_queue_keeps_its_priority_level():
+    shown = manage(
+        "shell",
+        "-c",
+        "from runs.routing import route_task as r; "
+        "print(r('runs.maintenance.scan', [], {}, {})); print(r('video.compose', [], {}, {}))",
+        **{
+            **PRODUCTION,
+            "DEBUG": "true",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+            "TASK_QUEUE_ROUTES": "runs.maintenance.scan=ops_b,video.compose=video_b",
+        },
+    )
+    assert shown.returncode == 0, shown.stderr
+    # Redis serves 0 first: maintenance's top level is 0, generation's normal level 4.
+    assert shown.stdout.splitlines()[-2:] == [
+        "{'queue': 'ops_b', 'priority': 0}",
+        "{'queue': 'video_b', 'priority': 4}",
+    ]
