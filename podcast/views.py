@@ -20,6 +20,7 @@ from .serializers import (
     SourceSerializer,
     SpeakerProfileSerializer,
 )
+from .submit import read_new_podcast
 
 
 class ReadForUsersWriteForStaff(permissions.IsAuthenticated):
@@ -87,6 +88,7 @@ class PodcastViewSet(RunViewSet):
     model = PodcastRun
     serializer_class = PodcastSerializer
     create_serializer_class = PodcastCreateSerializer
+    lean_reader = staticmethod(read_new_podcast)
 
     def get_queryset(self):
         # The profiles are fetched apart (two rows), not joined: an INNER JOIN lets MariaDB start
