@@ -9,9 +9,9 @@ the thousand, so a kind may answer it here with the same checks in hand-written 
 2. the kind's reader (`RunViewSet.lean_reader`, e.g. podcast.submit) checks the body and reads
    what it names;
 3. the submit throttle, counted once (`limits.SubmitThrottle`, shared with the DRF path);
-4. one transaction: the cap (`limits.check_active_runs`, under the user's row lock), the run
-   INSERTed `queued` with its links, its history row, and its message sent after the commit
-   (`lifecycle.send_on_commit`: the outbox's guarantee as on the DRF path).
+4. one transaction: the run's history row, the cap (`limits.check_active_runs`: the count read
+   under the user's row lock), the run INSERTed `queued` with its links, and its message sent
+   after the commit (`lifecycle.send_on_commit`: the outbox's guarantee as on the DRF path).
 
 Whatever is not plain, or not right, is handed to the DRF path, which answers exactly as it
 always has: session or another authentication, a bad token, another content type or Accept, a
@@ -112,10 +112,13 @@ def submit(request: HttpRequest, model: type[Run], reader: Reader, basename: str
     )
     try:
         with transaction.atomic():
+            # The history row first: it locks nothing of the user's, so it is written before
+            # the cap locks the user's row, which every other submit of the user then waits for
+            # over three statements (the count, the run, its links), not four.
+            lifecycle.send_on_commit(run)
             limits.check_active_runs(caller)
             insert(run)
             link(run, new.links)
-            lifecycle.send_on_commit(run)
     except (limits.ActiveRunLimit, IntegrityError):  # the cap, or a race on the key
         raise HandOver("the DRF path answers the cap or the replay") from None
     return accepted(request, run, basename)
