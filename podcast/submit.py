@@ -3,17 +3,18 @@
 It takes a body only when PodcastCreateSerializer would take it unchanged, and makes of it what
 the serializer would (stripped texts, the default priority, the sources in the order given, each
 once, with their titles as the run's record); anything else is handed to the DRF path, which names
-the field. The profiles and the caller's sources are read in one SELECT.
+the field. The profiles and the caller's sources are read in the SELECT that reads the caller.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from runs.models import Priority
-from runs.submit import Caller, HandOver, NewRun
+from runs.submit import HandOver, Lookup, NewRun
 
 from .models import EpisodeProfile, Source, SpeakerProfile
 from .serializers import PK_MAX, SOURCES_PER_RUN_MAX
@@ -21,7 +22,7 @@ from .serializers import PK_MAX, SOURCES_PER_RUN_MAX
 NAME_MAX, BRIEFING_MAX = 200, 2000  # PodcastCreateSerializer's max_length
 
 
-def read_new_podcast(data: dict, caller: Caller) -> NewRun:
+def read_new_podcast(data: dict) -> Lookup:
     episode, speaker = data.get("episode_profile"), data.get("speaker_profile")
     priority = data.get("priority", Priority.NORMAL)
     if not (isinstance(episode, str) and isinstance(speaker, str)):
@@ -31,23 +32,27 @@ def read_new_podcast(data: dict, caller: Caller) -> NewRun:
     name = text(data.get("episode_name"), NAME_MAX, blank=False)
     briefing = text(data.get("briefing_suffix", ""), BRIEFING_MAX, blank=True)
     ids = source_ids(data.get("source_ids"))
-    with connection.cursor() as cursor:
-        cursor.execute(lookup_sql(len(ids)), [episode, speaker, caller.pk, *ids])
-        rows = cursor.fetchall()
-    titles = {pk: title for pk, title, _, _ in rows}
-    if len(titles) != len(ids) or rows[0][2] is None or rows[0][3] is None:
-        raise HandOver("a source or a profile does not exist")
-    return NewRun(
-        values={
-            "episode_profile_id": rows[0][2],
-            "speaker_profile_id": rows[0][3],
-            "episode_name": name,
-            "briefing_suffix": briefing,
-            "priority": priority,
-            "sources_snapshot": [{"id": pk, "title": titles[pk]} for pk in ids],
-        },
-        links={"sources": ids},
-    )
+
+    def make(rows: list[tuple]) -> NewRun:
+        """Rows: both profiles' ids (NULL if unknown), and one of the caller's sources each."""
+        episode_id, speaker_id = rows[0][0], rows[0][1]
+        titles = {pk: title for _, _, pk, title in rows if pk is not None}
+        if episode_id is None or speaker_id is None or len(titles) != len(ids):
+            raise HandOver("a profile or a source does not exist")
+        return NewRun(
+            values={
+                "episode_profile_id": episode_id,
+                "speaker_profile_id": speaker_id,
+                "episode_name": name,
+                "briefing_suffix": briefing,
+                "priority": priority,
+                "sources_snapshot": [{"id": pk, "title": titles[pk]} for pk in ids],
+            },
+            links={"sources": ids},
+        )
+
+    columns, joins = lookup_sql(len(ids))
+    return Lookup(columns=columns, joins=joins, params=[episode, speaker, *ids], make=make)
 
 
 def text(value, limit: int, *, blank: bool) -> str:
@@ -75,8 +80,9 @@ def source_ids(value) -> list[int]:
 
 
 @cache
-def lookup_sql(count: int) -> str:
-    """The caller's sources among `count` ids, each row with both profiles' ids (NULL if none)."""
+def lookup_sql(count: int) -> tuple[str, str]:
+    """Both profiles' ids by slug, and the caller's sources among `count` ids (LEFT JOIN: one
+    row with NULLs when none is the caller's)."""
     quote = connection.ops.quote_name
     source = Source._meta
 
@@ -86,8 +92,14 @@ def lookup_sql(count: int) -> str:
         )
 
     marks = ", ".join(["%s"] * count)
-    return (
-        f"SELECT s.{quote('id')}, s.{quote('title')}, {profile_id(EpisodeProfile)}, "
-        f"{profile_id(SpeakerProfile)} FROM {quote(source.db_table)} s "
-        f"WHERE s.{quote(source.get_field('owner').column)} = %s AND s.{quote('id')} IN ({marks})"
+    source_id, owner = quote("id"), quote(source.get_field("owner").column)
+    user_pk = quote(get_user_model()._meta.pk.column)
+    columns = (
+        f"{profile_id(EpisodeProfile)}, {profile_id(SpeakerProfile)}, s.{source_id}, "
+        f"s.{quote('title')}"
     )
+    joins = (
+        f"LEFT JOIN {quote(source.db_table)} s ON s.{owner} = u.{user_pk} "
+        f"AND s.{source_id} IN ({marks})"
+    )
+    return columns, joins

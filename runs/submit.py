@@ -71,8 +71,19 @@ class NewRun:
     links: dict[str, list[Any]] = field(default_factory=dict)
 
 
-# A kind's reader: (the parsed body, the caller) -> NewRun, or HandOver.
-Reader = Callable[[dict, Caller], NewRun]
+@dataclass
+class Lookup:
+    """What a kind's reader needs read with the caller: SQL columns and joins (the caller's user
+    row is `u`), their parameters in that order, and what makes the run of the rows read."""
+
+    columns: str
+    joins: str
+    params: list[Any]
+    make: Callable[[list[tuple]], NewRun]  # the kind's columns of each row; or HandOver
+
+
+# A kind's reader: the parsed body -> its Lookup, or HandOver.
+Reader = Callable[[dict], Lookup]
 
 
 def with_lean_submit(viewset, view: Callable, basename: str) -> Callable:
@@ -95,13 +106,13 @@ def with_lean_submit(viewset, view: Callable, basename: str) -> Callable:
 def submit(request: HttpRequest, model: type[Run], reader: Reader, basename: str) -> HttpResponse:
     """The 202 of a new run, or HandOver (before anything is written)."""
     key = plain_request(request)
-    caller, earlier = authenticate(request, model, key)
-    if earlier:
-        raise HandOver("the key made a run already: the DRF path replays it")
+    token = token_of(request)
     data = parse(request)
     if any(name in data for name in HANDED_OVER_FIELDS):
         raise HandOver("a schedule or a callback")
-    new = reader(data, caller)
+    lookup = reader(data)
+    caller, rows = read_caller(model, token, key, lookup)
+    new = lookup.make(rows)
     count_throttle(request, caller)
     run = model(
         owner_id=caller.pk,
@@ -139,21 +150,33 @@ def plain_request(request: HttpRequest) -> str | None:
     return key
 
 
-def authenticate(request: HttpRequest, model: type[Run], key: str | None) -> tuple[Caller, bool]:
-    """The token's user, as DRF's TokenAuthentication finds it, and whether `key` made a run."""
+def token_of(request: HttpRequest) -> str:
+    """The key of `Authorization: Token <key>`, read as DRF's TokenAuthentication reads it."""
     words = request.META.get("HTTP_AUTHORIZATION", "").split()
     if len(words) != 2 or words[0].lower() != "token" or not words[1].isascii():
         raise HandOver("no token: session authentication, or DRF's 401")
+    return words[1]
+
+
+def read_caller(
+    model: type[Run], token: str, key: str | None, lookup: Lookup
+) -> tuple[Caller, list[tuple]]:
+    """In one SELECT: the token's user (DRF's TokenAuthentication: the token exists and its user
+    is active), whether `key` made a run already, and the kind's rows (`lookup`)."""
+    sql = caller_sql(model).format(columns=lookup.columns, joins=lookup.joins)
     with connection.cursor() as cursor:
-        cursor.execute(caller_sql(model), [key, words[1]])
-        row = cursor.fetchone()
-    if row is None or not row[1]:
+        cursor.execute(sql, [key, *lookup.params, token])
+        rows = cursor.fetchall()
+    if not rows or not rows[0][1]:
         raise HandOver("an unknown token or an inactive user: DRF's 401")
-    return Caller(pk=row[0], is_staff=bool(row[2])), row[3] is not None
+    if rows[0][3] is not None:
+        raise HandOver("the key made a run already: the DRF path replays it")
+    return Caller(pk=rows[0][0], is_staff=bool(rows[0][2])), [row[4:] for row in rows]
 
 
 @cache
 def caller_sql(model: type[Run]) -> str:
+    """The caller's SELECT, with {columns} and {joins} for the kind's part. The user is `u`."""
     quote = connection.ops.quote_name
     user = get_user_model()._meta
     runs = model._meta
@@ -161,13 +184,17 @@ def caller_sql(model: type[Run]) -> str:
     def column(meta, name: str) -> str:
         return quote(meta.get_field(name).column)
 
+    user_pk = f"u.{column(user, user.pk.name)}"
+    # No key: `= NULL` matches no row, so the column reads NULL as for a new key.
+    earlier = (
+        f"(SELECT 1 FROM {quote(runs.db_table)} r WHERE r.{column(runs, 'owner')} = {user_pk} "
+        f"AND r.{column(runs, 'idempotency_key')} = %s)"
+    )
     return (
-        f"SELECT u.{column(user, user.pk.name)}, u.{column(user, 'is_active')}, "
-        f"u.{column(user, 'is_staff')}, "
-        f"(SELECT 1 FROM {quote(runs.db_table)} r WHERE r.{column(runs, 'owner')} = "
-        f"u.{column(user, user.pk.name)} AND r.{column(runs, 'idempotency_key')} = %s) "
+        f"SELECT {user_pk}, u.{column(user, 'is_active')}, u.{column(user, 'is_staff')}, "
+        f"{earlier}, {{columns}} "
         f"FROM {quote(Token._meta.db_table)} t INNER JOIN {quote(user.db_table)} u "
-        f"ON u.{column(user, user.pk.name)} = t.{column(Token._meta, 'user')} "
+        f"ON {user_pk} = t.{column(Token._meta, 'user')} {{joins}} "
         f"WHERE t.{column(Token._meta, 'key')} = %s"
     )
 

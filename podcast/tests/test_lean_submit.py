@@ -265,8 +265,11 @@ def test_a_race_on_the_key_is_answered_by_the_replay(monkeypatch, api, user, sou
     """The key's run appears between the lean path's check and its INSERT: the unique constraint
     refuses the second row and the DRF path replays the first."""
     first = post(api, episode_request([source.pk]), HTTP_IDEMPOTENCY_KEY="race")
-    real = lean.authenticate
-    monkeypatch.setattr(lean, "authenticate", lambda *a: (real(*a)[0], False))  # "not yet"
+    real = lean.read_caller
+    # The SELECT does not see the key's run yet: it is looked up as if there were no key.
+    monkeypatch.setattr(
+        lean, "read_caller", lambda model, token, key, *rest: real(model, token, None, *rest)
+    )
 
     again = post(api, episode_request([source.pk]), HTTP_IDEMPOTENCY_KEY="race")
 
