@@ -9,6 +9,7 @@ the field. The profiles and the caller's sources are read in the SELECT that rea
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -93,7 +94,7 @@ def lookup_sql(count: int) -> tuple[str, str]:
 
     marks = ", ".join(["%s"] * count)
     source_id, owner = quote("id"), quote(source.get_field("owner").column)
-    user_pk = quote(get_user_model()._meta.pk.column)
+    user_pk = quote(cast(str, get_user_model()._meta.pk.column))
     columns = (
         f"{profile_id(EpisodeProfile)}, {profile_id(SpeakerProfile)}, s.{source_id}, "
         f"s.{quote('title')}"

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.core.validators import URLValidator
@@ -392,8 +392,11 @@ class RunViewSet(
     filterset_class = RunFilter
     throttle_classes = (limits.SubmitThrottle,)
     throttled_actions = ("create",)
-    # The kind's reader for the lean submit (runs/submit.py), or None: every POST through DRF.
-    lean_reader: ClassVar[Reader | None] = None
+
+    @classmethod
+    def lean_reader(cls) -> Reader | None:
+        """The kind's reader for the lean submit (runs/submit.py); None: every POST through DRF."""
+        return None
 
     @classmethod
     def as_view(cls, actions=None, **initkwargs):

@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import cache as memoize
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -246,7 +246,7 @@ def active_count_sql(kinds: tuple, up_to: int, lock_user: bool) -> str:
         )
         counts.append(f"(SELECT COUNT(*) FROM ({rows}) active_{number})")
     users = get_user_model()._meta
-    pk = quote(users.pk.column)
+    pk = quote(cast(str, users.pk.column))
     locking = " FOR UPDATE" if lock_user and connection.features.has_select_for_update else ""
     return (
         f"SELECT {' + '.join(counts) or '0'} FROM {quote(users.db_table)} WHERE {pk} = %s{locking}"

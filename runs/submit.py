@@ -91,7 +91,7 @@ def with_lean_submit(viewset, view: Callable, basename: str) -> Callable:
     attributes DRF and the schema read (cls, actions, initkwargs, csrf_exempt) are kept."""
 
     def view_with_lean_submit(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        reader = viewset.lean_reader
+        reader = viewset.lean_reader()
         if request.method == "POST" and reader is not None:
             try:
                 return submit(request, viewset.model, reader, basename)
@@ -140,7 +140,7 @@ def plain_request(request: HttpRequest) -> str | None:
     meta = request.META
     if request.GET or meta.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != JSON:
         raise HandOver("a query string or another content type")
-    if request.content_params.get("charset", "utf-8").lower() != "utf-8":
+    if (request.content_params or {}).get("charset", "utf-8").lower() != "utf-8":
         raise HandOver("another charset")
     if meta.get("HTTP_ACCEPT", "").strip() not in ACCEPTED_ANSWERS:
         raise HandOver("negotiation")

@@ -52,7 +52,7 @@ def paths(monkeypatch):
 
 
 def drf_only(monkeypatch):
-    monkeypatch.setattr(PodcastViewSet, "lean_reader", None)
+    monkeypatch.setattr(PodcastViewSet, "lean_reader", classmethod(lambda cls: None))
 
 
 def post(client, body, **extra):
