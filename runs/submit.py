@@ -5,9 +5,10 @@ ModelSerializer built field by field for every request, and the ORM compiling ea
 plain submit (a JSON body, a token, no schedule and no callback) is the request clients send by
 the thousand, so a kind may answer it here with the same checks in hand-written statements:
 
-1. the token's user (active) and the run an Idempotency-Key already made, in one SELECT;
-2. the kind's reader (`RunViewSet.lean_reader`, e.g. podcast.submit) checks the body and reads
-   what it names;
+1. the body parsed as DRF parses it, and checked by the kind's reader (`RunViewSet.lean_reader`,
+   e.g. podcast/submit.py);
+2. one SELECT: the token's user (active), the run an Idempotency-Key already made, and what the
+   body names (the reader's columns and joins: profiles, the caller's sources);
 3. the submit throttle, counted once (`limits.SubmitThrottle`, shared with the DRF path);
 4. one transaction: the run's history row, the cap (`limits.check_active_runs`: the count read
    under the user's row lock), the run INSERTed `queued` with its links, and its message sent
