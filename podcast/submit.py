@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from runs.models import Priority
-from runs.submit import HandOver, Lookup, NewRun
+from runs.submit import HandOver, Lookup, NewRun, plain_text
 
 from .models import EpisodeProfile, Source, SpeakerProfile
 from .serializers import PK_MAX, SOURCES_PER_RUN_MAX
@@ -30,8 +30,8 @@ def read_new_podcast(data: dict) -> Lookup:
         raise HandOver("a profile is missing or not a slug")
     if not isinstance(priority, str) or priority not in Priority.values:
         raise HandOver("the priority")
-    name = text(data.get("episode_name"), NAME_MAX, blank=False)
-    briefing = text(data.get("briefing_suffix", ""), BRIEFING_MAX, blank=True)
+    name = plain_text(data.get("episode_name"), NAME_MAX, blank=False)
+    briefing = plain_text(data.get("briefing_suffix", ""), BRIEFING_MAX, blank=True)
     ids = source_ids(data.get("source_ids"))
 
     def make(rows: list[tuple]) -> NewRun:
@@ -54,16 +54,6 @@ def read_new_podcast(data: dict) -> Lookup:
 
     columns, joins = lookup_sql(len(ids))
     return Lookup(columns=columns, joins=joins, params=[episode, speaker, *ids], make=make)
-
-
-def text(value, limit: int, *, blank: bool) -> str:
-    """A StrictCharField's value: a string, stripped, within `limit`, empty only if `blank`."""
-    if not isinstance(value, str):
-        raise HandOver("not a string")
-    value = value.strip()
-    if len(value) > limit or not (value or blank):
-        raise HandOver("too long, or blank")
-    return value
 
 
 def source_ids(value) -> list[int]:

@@ -75,16 +75,28 @@ class NewRun:
 @dataclass
 class Lookup:
     """What a kind's reader needs read with the caller: SQL columns and joins (the caller's user
-    row is `u`), their parameters in that order, and what makes the run of the rows read."""
+    row is `u`), their parameters in that order, and what makes the run of the rows read (the
+    kind's columns of each row; HandOver when something named is missing)."""
 
-    columns: str
-    joins: str
-    params: list[Any]
-    make: Callable[[list[tuple]], NewRun]  # the kind's columns of each row; or HandOver
+    make: Callable[[list[tuple]], NewRun]
+    columns: str = ""
+    joins: str = ""
+    params: list[Any] = field(default_factory=list)
 
 
 # A kind's reader: the parsed body -> its Lookup, or HandOver.
 Reader = Callable[[dict], Lookup]
+
+
+def plain_text(value, limit: int, *, blank: bool) -> str:
+    """A DRF CharField's value (trim_whitespace on), taken only as a string: stripped, within
+    `limit`, empty only if `blank`."""
+    if not isinstance(value, str):
+        raise HandOver("not a string")
+    value = value.strip()
+    if len(value) > limit or not (value or blank):
+        raise HandOver("too long, or blank")
+    return value
 
 
 def with_lean_submit(viewset, view: Callable, basename: str) -> Callable:
@@ -164,7 +176,8 @@ def read_caller(
 ) -> tuple[Caller, list[tuple]]:
     """In one SELECT: the token's user (DRF's TokenAuthentication: the token exists and its user
     is active), whether `key` made a run already, and the kind's rows (`lookup`)."""
-    sql = caller_sql(model).format(columns=lookup.columns, joins=lookup.joins)
+    columns = f", {lookup.columns}" if lookup.columns else ""
+    sql = caller_sql(model).format(columns=columns, joins=lookup.joins)
     with connection.cursor() as cursor:
         cursor.execute(sql, [key, *lookup.params, token])
         rows = cursor.fetchall()
@@ -177,7 +190,8 @@ def read_caller(
 
 @cache
 def caller_sql(model: type[Run]) -> str:
-    """The caller's SELECT, with {columns} and {joins} for the kind's part. The user is `u`."""
+    """The caller's SELECT, with {columns} (after a comma) and {joins} for the kind's part. The
+    user is `u`."""
     quote = connection.ops.quote_name
     user = get_user_model()._meta
     runs = model._meta
@@ -193,7 +207,7 @@ def caller_sql(model: type[Run]) -> str:
     )
     return (
         f"SELECT {user_pk}, u.{column(user, 'is_active')}, u.{column(user, 'is_staff')}, "
-        f"{earlier}, {{columns}} "
+        f"{earlier}{{columns}} "
         f"FROM {quote(Token._meta.db_table)} t INNER JOIN {quote(user.db_table)} u "
         f"ON {user_pk} = t.{column(Token._meta, 'user')} {{joins}} "
         f"WHERE t.{column(Token._meta, 'key')} = %s"

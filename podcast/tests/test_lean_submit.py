@@ -7,7 +7,6 @@ plain case must really take the lean path, and everything else must be handed ov
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -23,61 +22,34 @@ from runs import limits
 from runs import submit as lean
 from runs.broker import held_task_ids
 from runs.maintenance import queue_names
+from runs.tests import lean as helpers
 
 from .conftest import episode_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("short_profile", "contrast_speakers")]
 
 PODCASTS = "/api/podcasts/"
-HEADERS_COMPARED = ("Content-Type", "Allow", "Vary", "WWW-Authenticate", "Retry-After")
 
 
 @pytest.fixture
 def paths(monkeypatch):
-    """Which path answered each POST: "lean", or "handed over" to DRF."""
-    taken: list[str] = []
-    real = lean.submit
-
-    def spy(*args, **kwargs):
-        try:
-            response = real(*args, **kwargs)
-        except lean.HandOver:
-            taken.append("handed over")
-            raise
-        taken.append("lean")
-        return response
-
-    monkeypatch.setattr(lean, "submit", spy)
-    return taken
+    return helpers.spy_on_paths(monkeypatch)
 
 
 def drf_only(monkeypatch):
-    monkeypatch.setattr(PodcastViewSet, "lean_reader", classmethod(lambda cls: None))
+    helpers.drf_only(monkeypatch, PodcastViewSet)
 
 
 def post(client, body, **extra):
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post(PODCASTS, data, content_type="application/json", **extra)
+    return helpers.post(client, PODCASTS, body, **extra)
 
 
 def answer(reply) -> dict:
-    """What a client sees, with the new run's id (different on each path) left out."""
-    body = reply.json()
-    if reply.status_code == 202:
-        assert body["url"] == reply["Location"] and f"{PODCASTS}{body['id']}/" in body["url"]
-        body = {**body, "id": "<id>", "url": "<url>"}
-    headers = {name: reply.get(name) for name in HEADERS_COMPARED}
-    if reply.status_code == 202:
-        headers["Location"] = "<url>" if reply.get("Location") else None
-    return {"status": reply.status_code, "body": body, "headers": headers}
+    return helpers.answer(reply, PODCASTS)
 
 
 def both_ways(monkeypatch, client, body, **extra) -> tuple[dict, dict]:
-    lean_answer = answer(post(client, body, **extra))
-    with monkeypatch.context() as patch:
-        drf_only(patch)
-        drf_answer = answer(post(client, body, **extra))
-    return lean_answer, drf_answer
+    return helpers.both_ways(monkeypatch, PodcastViewSet, client, PODCASTS, body, **extra)
 
 
 def stored(run: PodcastRun) -> dict:
