@@ -87,6 +87,8 @@ VERDICT_ATTRIBUTE = "submit_throttle_verdict"
 
 @dataclass(frozen=True)
 class Verdict:
+    """A throttle's answer to one request: allowed, or refused for so long with this reason."""
+
     allowed: bool
     wait_seconds: float | None = None
     failure: str = ""
@@ -221,7 +223,8 @@ def count_active_runs(user, *, up_to: int, lock_user: bool = False) -> int:
         params += [user.pk, *ACTIVE_STATUSES]
     with connection.cursor() as cursor:
         cursor.execute(active_count_sql(tuple(kinds), int(up_to), lock_user), [*params, user.pk])
-        return int(cursor.fetchone()[0] or 0)
+        row = cursor.fetchone()  # none for a user deleted meanwhile: no runs either
+    return int(row[0]) if row else 0
 
 
 ACTIVE_STATUSES = sorted(ACTIVE)
