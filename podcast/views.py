@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from runs.api import RunViewSet
 from runs.files import file_schema, serve_file
+from runs.submit import Reader
 
 from .models import EpisodeProfile, PodcastRun, Source, SpeakerProfile
 from .serializers import (
@@ -20,6 +21,7 @@ from .serializers import (
     SourceSerializer,
     SpeakerProfileSerializer,
 )
+from .submit import read_new_podcast
 
 
 class ReadForUsersWriteForStaff(permissions.IsAuthenticated):
@@ -87,6 +89,10 @@ class PodcastViewSet(RunViewSet):
     model = PodcastRun
     serializer_class = PodcastSerializer
     create_serializer_class = PodcastCreateSerializer
+
+    @classmethod
+    def lean_reader(cls) -> Reader:
+        return read_new_podcast
 
     def get_queryset(self):
         # The profiles are fetched apart (two rows), not joined: an INNER JOIN lets MariaDB start

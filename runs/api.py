@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.core.validators import URLValidator
@@ -29,6 +30,9 @@ from rest_framework.utils import model_meta
 
 from . import lifecycle, limits
 from .models import Priority, Run, RunStatus
+
+if TYPE_CHECKING:
+    from .submit import Reader
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RUN_FIELDS = (
@@ -388,6 +392,21 @@ class RunViewSet(
     filterset_class = RunFilter
     throttle_classes = (limits.SubmitThrottle,)
     throttled_actions = ("create",)
+
+    @classmethod
+    def lean_reader(cls) -> Reader | None:
+        """The kind's reader for the lean submit (runs/submit.py); None: every POST through DRF."""
+        return None
+
+    @classmethod
+    def as_view(cls, actions=None, **initkwargs):
+        """The router's views; the one that creates answers plain submits on the lean path."""
+        view = super().as_view(actions, **initkwargs)
+        if (actions or {}).get("post") != "create":
+            return view
+        from .submit import with_lean_submit  # it builds on this module
+
+        return with_lean_submit(cls, view, initkwargs["basename"])
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema is built with no user

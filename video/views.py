@@ -7,15 +7,21 @@ from rest_framework.decorators import action
 
 from runs.api import RunViewSet
 from runs.files import file_schema, serve_file
+from runs.submit import Reader
 
 from .models import VideoRun
 from .serializers import VideoCreateSerializer, VideoSerializer
+from .submit import read_new_video
 
 
 class VideoViewSet(RunViewSet):
     model = VideoRun
     serializer_class = VideoSerializer
     create_serializer_class = VideoCreateSerializer
+
+    @classmethod
+    def lean_reader(cls) -> Reader:
+        return read_new_video
 
     def get_queryset(self):
         return super().get_queryset().select_related("result").prefetch_related("result__images")

@@ -6,6 +6,7 @@ counts under a key prefix of its own, in the suite's Redis."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -247,3 +248,56 @@ def test_a_successful_login_forgets_earlier_failures(user, shared_cache, setting
     for _ in range(2):
         api.post("/api/auth/token/", {"username": "alice", "password": "x"})
     assert api.post("/api/auth/token/", right).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cap_counts_a_concurrent_submit_once_it_has_committed(user, settings):
+    """The count is read with the user's row locked in the same statement (runs/limits.py): a
+    submit waiting on a submit that holds the lock counts that one's run after its commit."""
+    from django.db import connection, transaction
+
+    from runs import limits
+
+    if not connection.features.has_select_for_update:
+        pytest.skip("a database without row locks runs one writer at a time")
+    settings.RUN_ACTIVE_LIMIT_PER_USER = 2
+    SleepRun.objects.create(owner=user, status=RunStatus.RUNNING)
+    locked, commit = threading.Event(), threading.Event()
+    verdicts: dict[str, str] = {}
+
+    def submit(name: str, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                limits.check_active_runs(user)
+                SleepRun.objects.create(owner=user, status=RunStatus.QUEUED)
+                if hold:
+                    locked.set()
+                    commit.wait(30)
+            verdicts[name] = "accepted"
+        except limits.ActiveRunLimit:
+            verdicts[name] = "refused"
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=submit, args=("first", True))
+    first.start()
+    assert locked.wait(30)
+    second = threading.Thread(target=submit, args=("second", False))
+    second.start()
+    wait_for(lock_waits, timeout=30, what="the second submit to wait for the user's row")
+    commit.set()
+    first.join(30)
+    second.join(30)
+
+    assert verdicts == {"first": "accepted", "second": "refused"}
+    assert SleepRun.objects.filter(status=RunStatus.QUEUED).count() == 1
+
+
+def lock_waits() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
+        )
+        return cursor.fetchone()[0] > 0
