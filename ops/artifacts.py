@@ -151,28 +151,36 @@ def sweep_deleted(limit: int | None = None) -> Swept:
     limit = limit or settings.ARTIFACT_SWEEP_BATCH
     removed = 0
     with transaction.atomic():
-        rows = list(DeletedRun.objects.select_for_update(skip_locked=True)[:limit])
+        claimed = DeletedRun.objects.select_for_update(skip_locked=True)
+        rows = list(claimed.values_list("pk", "run_id", "name")[:limit])
         if not rows:
             return Swept(rows=0, removed=0)
         names: dict[uuid.UUID, set[str]] = {}
-        for row in rows:
-            names.setdefault(row.run_id, set()).add(row.name)
-        # A result deleted alone leaves a row, but its run lives on and may write the same names
-        # again: its files are not ours to touch.
-        alive = existing_ids(set(names), owners=run_models())
+        for _, run_id, name in rows:
+            names.setdefault(run_id, set()).add(name)
+        alive = live_runs(names)
         folders = top_folders()
-        done = []
+        done = set()
         for run_id, run_names in names.items():
             try:
                 if run_id not in alive:
                     removed += remove_run_artifacts(run_id, run_names, folders)
-                done.append(run_id)
+                done.add(run_id)
             except Exception:  # one unreadable folder must not keep the others' rows
                 logger.exception("could not remove the artifacts of deleted run %s", run_id)
-        DeletedRun.objects.filter(pk__in=[row.pk for row in rows if row.run_id in done]).delete()
+        DeletedRun.objects.filter(pk__in=[pk for pk, run_id, _ in rows if run_id in done]).delete()
     if removed:
         logger.info("removed %s artifact file(s) of %s deleted run(s)", removed, len(done))
     return Swept(rows=len(rows), removed=removed)
+
+
+def live_runs(names: dict[uuid.UUID, set[str]]) -> set[uuid.UUID]:
+    """The runs among these that still exist. A result deleted alone leaves a row, but its run
+    lives on and may write the same names again: its files are not ours to touch. A blank name
+    is the run's own deletion, written in the deleting transaction: that id (a UUID, never
+    reused) has no run any more, so only the ids with result names alone are looked up."""
+    results_only = {run_id for run_id, run_names in names.items() if "" not in run_names}
+    return existing_ids(results_only, owners=run_models()) if results_only else set()
 
 
 def top_folders() -> list[str]:
@@ -227,7 +235,8 @@ def existing_ids(ids: set[uuid.UUID], owners: Sequence[type[models.Model]] = ())
     for start in range(0, len(wanted), OWNER_BATCH):
         batch = wanted[start : start + OWNER_BATCH]
         for model in owners:
-            found.update(model._default_manager.filter(pk__in=batch).values_list("pk", flat=True))
+            owned = model._default_manager.filter(pk__in=batch).order_by()  # no sort: a set
+            found.update(owned.values_list("pk", flat=True))
     return found
 
 

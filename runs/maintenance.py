@@ -291,14 +291,17 @@ def cleanup(
     it; the sweep's grace is ARTIFACT_ORPHAN_GRACE_SECONDS."""
     days = retention_days or settings.RUN_RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=days)
-    runs = sum(prune_runs(model, cutoff, max_batches) for model in run_models())
+    # One plain read says which kinds have expired runs; only those open a transaction.
+    expired = outbox.kinds_with(lambda kind: kind.objects.expired(cutoff))
+    runs = sum(prune_runs(model, cutoff, max_batches) for model in expired)
     results = prune_task_results(max_batches)
     outcome = {"runs": runs, "task_results": results}
     return outcome | added_steps("cleanup")
 
 
 def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
-    """Delete expired finished runs batch by batch, each claimed with SKIP LOCKED."""
+    """Delete expired finished runs batch by batch, each claimed with SKIP LOCKED. A short batch
+    is the last: what a concurrent cleanup holds is that one's to delete."""
     expired = model.objects.expired(cutoff).order_by()
     deleted = 0
     for _ in range(max_batches):
@@ -306,17 +309,24 @@ def prune_runs(model: type[Run], cutoff, max_batches: int) -> int:
             pks = list(
                 expired.select_for_update(skip_locked=True).values_list("pk", flat=True)[:BATCH]
             )
-            if not pks:
-                break
-            names = artifact_names(model, pks)
-            folders = [f"{model.artifact_folder}/{pk}" for pk in pks if model.artifact_folder]
-            model.objects.filter(pk__in=pks).delete()  # cascades to results
-            signals.runs_deleted.send(sender=model, pks=pks)  # e.g. their history goes too
-            transaction.on_commit(partial(remove_files, names, folders))
+            if pks:
+                delete_runs(model, pks)
         deleted += len(pks)
+        if len(pks) < BATCH:
+            break
     if deleted:
         logger.info("deleted %s %s past retention", deleted, model.__name__)
     return deleted
+
+
+def delete_runs(model: type[Run], pks: list) -> None:
+    """Inside the claiming transaction: the runs with their results, their history (the
+    `runs_deleted` receivers), then their files once the deletion commits."""
+    names = artifact_names(model, pks)
+    folders = [f"{model.artifact_folder}/{pk}" for pk in pks if model.artifact_folder]
+    model.objects.filter(pk__in=pks).delete()  # cascades to results
+    signals.runs_deleted.send(sender=model, pks=pks)  # e.g. their history goes too
+    transaction.on_commit(partial(remove_files, names, folders))
 
 
 def artifact_names(model: type[Run], pks: list) -> list[str]:
@@ -351,17 +361,21 @@ def remove_files(names: list[str], folders: Sequence[str] = ()) -> None:
 
 
 def prune_task_results(max_batches: int) -> int:
-    """Delete expired django-celery-results rows in batches through the date_done index."""
+    """Delete expired django-celery-results rows in batches through the date_done index; one plain
+    read first says which of the two tables has any."""
     cutoff = timezone.now() - timedelta(seconds=current_app.conf.result_expires or 0)
+    expired = [
+        model.objects.filter(date_done__lt=cutoff).order_by() for model in (TaskResult, GroupResult)
+    ]
     deleted = 0
-    for model in (TaskResult, GroupResult):
-        expired = model.objects.filter(date_done__lt=cutoff).order_by()
-        for _ in range(max_batches):
-            pks = list(expired.values_list("pk", flat=True)[:BATCH])
-            if not pks:
-                break
-            model.objects.filter(pk__in=pks).delete()
+    for rows, has_rows in zip(expired, outbox.have_rows(expired), strict=True):
+        for _ in range(max_batches if has_rows else 0):
+            pks = list(rows.values_list("pk", flat=True)[:BATCH])
+            if pks:
+                rows.model._default_manager.filter(pk__in=pks).delete()
             deleted += len(pks)
+            if len(pks) < BATCH:
+                break
     return deleted
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import timedelta
 
@@ -45,18 +45,24 @@ def kinds_with(
     """The run kinds that have a row in `rows(kind)`: plain reads, one round trip for all kinds,
     so a maintenance step opens a transaction (and takes locks) only where there is work."""
     kinds = run_models() if kinds is None else kinds
-    if not kinds:
+    found = have_rows([rows(kind) for kind in kinds])
+    return [kind for kind, has_rows in zip(kinds, found, strict=True) if has_rows]
+
+
+def have_rows(querysets: Sequence[QuerySet]) -> list[bool]:
+    """Whether each queryset has a row, in one `SELECT EXISTS(…), EXISTS(…), …`."""
+    if not querysets:
         return []
     tests: list[str] = []
     params: list = []
-    for kind in kinds:
-        sql, args = rows(kind).order_by().values("pk")[:1].query.sql_with_params()
+    for queryset in querysets:
+        sql, args = queryset.order_by().values("pk")[:1].query.sql_with_params()
         tests.append(f"EXISTS ({sql})")
         params += args
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(tests)}", params)
         found = cursor.fetchone()
-    return [kind for kind, has_rows in zip(kinds, found, strict=True) if has_rows]
+    return [bool(has_rows) for has_rows in found]
 
 
 def lock_batch(queryset: QuerySet, limit: int = BATCH) -> list[Run]:

@@ -164,6 +164,23 @@ def test_a_result_deleted_alone_leaves_its_live_runs_files(media_root, user):
     assert not DeletedRun.objects.exists()
 
 
+def test_only_runs_whose_result_went_alone_are_looked_up(media_root, user):
+    # A run's own deletion row says it is gone; a result's row alone needs a look-up.
+    kept, gone = podcast_run(user), podcast_run(user)
+    kept_files, gone_files = podcast_files(kept), podcast_files(gone)
+    PodcastResult.objects.filter(run=kept).delete()
+    PodcastRun.objects.filter(pk=gone.pk).delete()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert artifacts.sweep_deleted().removed == len(gone_files)
+
+    assert all(path.exists() for path in kept_files)
+    assert not any(path.exists() for path in gone_files)
+    lookups = [q["sql"] for q in queries if q["sql"].startswith("SELECT `podcast_podcastrun`")]
+    assert lookups and all(str(kept.pk) in sql and str(gone.pk) not in sql for sql in lookups)
+    assert not DeletedRun.objects.exists()
+
+
 def test_a_recorded_name_without_the_run_id_is_never_deleted(media_root, user):
     run = podcast_run(user)
     shared = artifact("podcasts/default-cover.mp3")

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from celery import current_app
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -227,6 +229,22 @@ def test_cleanup_deletes_a_pruned_runs_folder_through_the_storage_at_once(user):
     assert not any(path.exists() for path in old_files)
     assert not old_files[0].parent.exists()
     assert recent_file.exists()
+
+
+def test_cleanup_locks_only_the_kinds_with_expired_runs(user):
+    old = finished_run(user, days_ago=40)
+    finished_run(user, days_ago=2)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert maintenance.cleanup(retention_days=30)["runs"] == 1
+
+    locks = [q["sql"] for q in queries if "FOR UPDATE" in q["sql"] and "`ops_" not in q["sql"]]
+    assert len(locks) == 1 and locks[0].startswith("SELECT `sleeper_sleeprun`")  # a short batch
+    assert not SleepRun.objects.filter(pk=old.pk).exists()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert maintenance.cleanup(retention_days=30)["runs"] == 0
+    assert not [q for q in queries if "FOR UPDATE" in q["sql"] and "`ops_" not in q["sql"]]
 
 
 def test_cleanup_deletes_expired_celery_results_in_batches():
