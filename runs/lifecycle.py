@@ -105,7 +105,7 @@ def move(run: Run, values: dict[str, Any], *, only_from: frozenset, fenced: bool
         return statements.update(type(run), run.pk, values, only_from=only_from, attempt=attempt)
     rows = type(run).objects.filter(pk=run.pk, status__in=only_from)  # an F() expression
     if fenced:
-        rows = rows.filter(attempt=attempt)
+        rows = rows.filter(attempt=run.attempt)
     return rows.update(**values)
 
 
@@ -307,7 +307,7 @@ def claim_for(task, model: type[R], run_id: str) -> R | None:
     close_old_connections()  # one past CONN_MAX_AGE, or left unusable by an error, is closed
     # ... without the ping CONN_HEALTH_CHECKS would send before the claim's first query: that
     # read replaces a dropped connection itself (`read_claimable`).
-    connection.health_check_done = True
+    connection.health_check_done = True  # type: ignore[attr-defined]  # not in the stubs
     try:
         return claim(model, run_id)
     except Backoff as busy:

@@ -22,7 +22,8 @@ R = TypeVar("R", bound=Run)
 Converter = Callable[[Any, Any, Any], Any]
 
 
-def quote(name: str) -> str:
+def quote(name: str | None) -> str:
+    assert name, "a table or a concrete column always has a name"
     return connection.ops.quote_name(name)
 
 
@@ -34,7 +35,9 @@ class RowReader:
         self.model = model
         self.fields = list(meta.concrete_fields)
         columns = ", ".join(quote(field.column) for field in self.fields)
-        self.sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
+        self.sql = (
+            f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
+        )
         # What the compiler applies to each selected column (UUIDs, aware datetimes, booleans,
         # JSON): the backend's converters first, then the field's own.
         self.converters: list[tuple[int, list[Converter], Any]] = []

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from celery import current_app
@@ -331,8 +332,7 @@ def kill_connection_of_this_process() -> None:
 class OneDelivery:
     """What `claim_for` asks of a task: its retry would mean the delivery was sent round again."""
 
-    class request:  # noqa: N801 (Celery's attribute name)
-        retries = 0
+    request = SimpleNamespace(retries=0)
 
     def retry(self, **options):
         raise AssertionError(f"the delivery was sent round again: {options}")
