@@ -456,7 +456,10 @@ def heartbeat(ctx: RunContext) -> Iterator[None]:
 def finish(ctx: RunContext, status: RunStatus, **fields) -> bool:
     moved = transition(ctx.run, status, only_from=IN_PROGRESS, **fields)
     if moved:
-        logger.info("run %s %s", ctx.run.pk, status)
+        # Success is the common case, and Celery logs the task's own success next to it: a line
+        # of its own only when debugging. Other endings stay in the log at INFO.
+        level = logging.DEBUG if status == RunStatus.SUCCEEDED else logging.INFO
+        logger.log(level, "run %s %s", ctx.run.pk, status)
     return moved
 
 
