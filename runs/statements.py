@@ -27,6 +27,10 @@ def quote(name: str | None) -> str:
     return connection.ops.quote_name(name)
 
 
+def column_of(model: type[Run], name: str) -> str:
+    return quote(model._meta.get_field(name).column)  # type: ignore[union-attr]
+
+
 class RowReader:
     """`SELECT <every column> FROM <table> WHERE <pk> = %s`, and the row made a model instance."""
 
@@ -76,9 +80,9 @@ def update_sql(model: type[Run], columns: tuple[str, ...], statuses: int, fenced
     meta = model._meta
     assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
     allowed = ", ".join(["%s"] * statuses)
-    where = f"{quote(meta.pk.column)} = %s AND {quote('status')} IN ({allowed})"
+    where = f"{quote(meta.pk.column)} = %s AND {column_of(model, 'status')} IN ({allowed})"
     if fenced:
-        where += f" AND {quote('attempt')} = %s"
+        where += f" AND {column_of(model, 'attempt')} = %s"
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"
 
 
