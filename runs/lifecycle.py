@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -36,7 +36,7 @@ from django.utils import timezone
 from engines.cancel import CancelToken, active
 from engines.errors import TransientEngineError
 
-from . import outbox, signals
+from . import outbox, signals, statements
 from .heartbeats import heartbeats
 from .models import (
     ACTIVE,
@@ -84,21 +84,29 @@ def transition(
     """Move `run` to `to` if it is still in `only_from` (and on the same attempt); True if moved.
 
     `reason` says why, for the run's history ("worker lost", "cancelled by user"...)."""
-    rows = type(run).objects.filter(pk=run.pk, status__in=only_from)
-    if fenced:
-        rows = rows.filter(attempt=run.attempt)
     if to in TERMINAL:
         fields.setdefault("finished_at", timezone.now())
     # One commit for the change and what the receivers write with it (its history row): no
     # history is lost between the two, and the hot path pays one commit, not two.
     with transaction.atomic(savepoint=False):
-        moved = rows.update(status=to, **fields) == 1
+        moved = move(run, {"status": to, **fields}, only_from=only_from, fenced=fenced) == 1
         if moved:
             before = next(iter(only_from)) if len(only_from) == 1 else run.status
             signals.changed(type(run), [run], to, reason=reason, from_status=before, **fields)
     if moved:
         remember(run, status=to, **fields)
     return moved
+
+
+def move(run: Run, values: dict[str, Any], *, only_from: frozenset, fenced: bool) -> int:
+    """The transition's conditional UPDATE; the number of rows it changed (0 or 1)."""
+    attempt = run.attempt if fenced else None
+    if not any(hasattr(value, "resolve_expression") for value in values.values()):
+        return statements.update(type(run), run.pk, values, only_from=only_from, attempt=attempt)
+    rows = type(run).objects.filter(pk=run.pk, status__in=only_from)  # an F() expression
+    if fenced:
+        rows = rows.filter(attempt=run.attempt)
+    return rows.update(**values)
 
 
 def remember(run: Run, **fields) -> None:
@@ -216,8 +224,7 @@ def claim(model: type[R], run_id: str) -> R | None:
 
     Raises Backoff when another worker's heartbeat is fresh: it may still be working.
     """
-    # The stubs type an abstract model's manager by the base class; the rows are `model`'s.
-    run = cast("R | None", model._default_manager.filter(pk=run_id).order_by().first())
+    run = read_claimable(model, run_id)
     if run is None:
         logger.warning("%s %s does not exist; message dropped", model.__name__, run_id)
         return None
@@ -282,9 +289,25 @@ def keeping_the_message(task) -> Iterator[None]:
         raise task.retry(countdown=delay, max_retries=None, exc=exc) from None
 
 
+def read_claimable(model: type[R], run_id: str) -> R | None:
+    """The run as the claim first reads it. A connection the server dropped since the last
+    delivery is replaced here and the read made again (it changes nothing, so once more is
+    harmless): the worker needs no health-check ping before every task for that."""
+    try:
+        return statements.read(model, run_id)
+    except DATABASE_ERRORS:
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        return statements.read(model, run_id)
+
+
 def claim_for(task, model: type[R], run_id: str) -> R | None:
     """`claim` for one delivery of `task`: a busy run sends the task round again later."""
-    close_old_connections()  # a connection the server dropped is replaced, not failed on
+    close_old_connections()  # one past CONN_MAX_AGE, or left unusable by an error, is closed
+    # ... without the ping CONN_HEALTH_CHECKS would send before the claim's first query: that
+    # read replaces a dropped connection itself (`read_claimable`).
+    connection.health_check_done = True  # type: ignore[attr-defined]  # not in the stubs
     try:
         return claim(model, run_id)
     except Backoff as busy:
@@ -433,7 +456,10 @@ def heartbeat(ctx: RunContext) -> Iterator[None]:
 def finish(ctx: RunContext, status: RunStatus, **fields) -> bool:
     moved = transition(ctx.run, status, only_from=IN_PROGRESS, **fields)
     if moved:
-        logger.info("run %s %s", ctx.run.pk, status)
+        # Success is the common case, and Celery logs the task's own success next to it: a line
+        # of its own only when debugging. Other endings stay in the log at INFO.
+        level = logging.DEBUG if status == RunStatus.SUCCEEDED else logging.INFO
+        logger.log(level, "run %s %s", ctx.run.pk, status)
     return moved
 
 

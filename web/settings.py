@@ -233,7 +233,8 @@ if "." not in _db.get("ENGINE", ""):  # django-environ knew no backend for the U
 _THREAD_PER_REQUEST = sys.argv[1:2] in (["runserver"], ["testserver"]) or "uvicorn" in sys.modules
 if _db["ENGINE"] == "django.db.backends.mysql":
     # Workers live for days: reuse a connection for a while, but check it before each use so a
-    # connection the server dropped (wait_timeout) is replaced instead of failing a task.
+    # connection the server dropped (wait_timeout) is replaced instead of failing a task. A worker's
+    # claim skips the check: its first read replaces a dropped connection (runs.lifecycle).
     _db["CONN_MAX_AGE"] = 0 if _THREAD_PER_REQUEST else env_int("DATABASE_CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {}).update(

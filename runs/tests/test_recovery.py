@@ -12,10 +12,11 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from celery import current_app
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 from kombu import Connection
 
@@ -282,6 +283,76 @@ def test_a_database_outage_during_the_claim_keeps_the_message(user, outage_worke
     wait_status(run, RunStatus.SUCCEEDED)
     assert run.attempt == 1
     assert SleepEffect.objects.filter(run=run).count() == 1
+
+
+def test_a_connection_dropped_between_deliveries_is_replaced_at_the_claim(user, outage_worker):
+    """No health-check ping before each task: the claim's first read finds the dead connection
+    and reads again on a new one, so the delivery neither fails nor waits for a retry."""
+    proxy, redis, worker = outage_worker
+
+    def deliver(run: SleepRun) -> None:
+        with current_app.connection_for_write(redis.url) as conn:
+            current_app.send_task(
+                run.task_name, args=[str(run.pk)], task_id=run.task_id, connection=conn
+            )
+
+    first, second = (
+        SleepRun.objects.create(owner=user, status=RunStatus.QUEUED, task_id=str(uuid.uuid4()))
+        for _ in range(2)
+    )
+    deliver(first)
+    wait_status(first, RunStatus.SUCCEEDED)  # the worker's one child now holds a connection
+    proxy.cut()  # the server's side of it goes away, as after a restart
+    proxy.restore()
+
+    deliver(second)
+    wait_status(second, RunStatus.SUCCEEDED)
+    assert second.attempt == 1
+    assert "sent again in" not in worker.log()
+
+
+def kill_connection_of_this_process() -> None:
+    """End this process's database connection on the server, as a server restart would."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CONNECTION_ID()")
+        (own_id,) = cursor.fetchone()
+    settings = connection.settings_dict
+    killer = connection.Database.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=int(settings["PORT"] or 3306),
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+    )
+    try:
+        killer.cursor().execute(f"KILL CONNECTION {int(own_id)}")
+    finally:
+        killer.close()
+
+
+class OneDelivery:
+    """What `claim_for` asks of a task: its retry would mean the delivery was sent round again."""
+
+    request = SimpleNamespace(retries=0)
+
+    def retry(self, **options):
+        raise AssertionError(f"the delivery was sent round again: {options}")
+
+
+def test_the_claim_pings_nothing_and_reads_again_on_a_fresh_connection(user, monkeypatch):
+    if connection.vendor != "mysql":
+        pytest.skip("kills a MySQL/MariaDB connection")
+    run = SleepRun.objects.create(owner=user, status=RunStatus.QUEUED, task_id=str(uuid.uuid4()))
+    pings: list[object] = []
+    wrapper = type(connections[DEFAULT_DB_ALIAS])
+    monkeypatch.setattr(wrapper, "is_usable", lambda self: pings.append(self) or True)
+    kill_connection_of_this_process()
+
+    claimed = lifecycle.claim_for(OneDelivery(), SleepRun, str(run.pk))
+
+    assert claimed is not None and claimed.attempt == 1
+    assert status_of(run) == RunStatus.RUNNING
+    assert pings == []
+    SleepRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
 
 
 # The end is atomic

@@ -1,0 +1,114 @@
+"""The lifecycle's hot statements, written once per run model and shape.
+
+A claim or a transition is a primary-key statement the database runs in a fraction of a
+millisecond; building and compiling its QuerySet cost the worker more CPU than that. Here the SQL
+of each shape (which columns an UPDATE sets, how many statuses it allows) is made once with the
+backend's quoting, and each call only converts its values as the ORM would: `get_db_prep_save`
+on the way in, the backend's and the field's converters on the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import connection
+
+from .models import Run
+
+R = TypeVar("R", bound=Run)
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def quote(name: str | None) -> str:
+    assert name, "a table or a concrete column always has a name"
+    return connection.ops.quote_name(name)
+
+
+def column_of(model: type[Run], name: str) -> str:
+    return quote(model._meta.get_field(name).column)  # type: ignore[union-attr]
+
+
+class RowReader:
+    """`SELECT <every column> FROM <table> WHERE <pk> = %s`, and the row made a model instance."""
+
+    def __init__(self, model: type[Run]):
+        meta = model._meta
+        self.model = model
+        self.fields = list(meta.concrete_fields)
+        columns = ", ".join(quote(field.column) for field in self.fields)
+        self.sql = (
+            f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
+        )
+        # What the compiler applies to each selected column (UUIDs, aware datetimes, booleans,
+        # JSON): the backend's converters first, then the field's own.
+        self.converters: list[tuple[int, list[Converter], Any]] = []
+        for index, field in enumerate(self.fields):
+            column = field.get_col(meta.db_table)
+            found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            if found:
+                self.converters.append((index, found, column))
+        self.attnames = [field.attname for field in self.fields]
+
+    def read(self, pk: object) -> Run | None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for index, converters, column in self.converters:
+            for convert in converters:
+                values[index] = convert(values[index], column, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+
+@cache
+def reader(model: type[Run]) -> RowReader:
+    return RowReader(model)
+
+
+def read(model: type[R], pk: object) -> R | None:
+    """The run `pk` with every field loaded, or None when there is no such row."""
+    return reader(model).read(pk)  # type: ignore[return-value]
+
+
+@cache
+def update_sql(model: type[Run], columns: tuple[str, ...], statuses: int, fenced: bool) -> str:
+    meta = model._meta
+    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+    allowed = ", ".join(["%s"] * statuses)
+    where = f"{quote(meta.pk.column)} = %s AND {column_of(model, 'status')} IN ({allowed})"
+    if fenced:
+        where += f" AND {column_of(model, 'attempt')} = %s"
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"
+
+
+def update(
+    model: type[Run],
+    pk: object,
+    values: dict[str, Any],
+    *,
+    only_from: Collection[str],
+    attempt: int | None = None,
+) -> int:
+    """`UPDATE … SET values WHERE pk AND status IN only_from [AND attempt]`; the rows it changed.
+
+    Plain values only: an expression (`F("attempt") + 1`) goes through the ORM instead."""
+    meta = model._meta
+    fields = [meta.get_field(name) for name in values]
+    columns = tuple(field.column for field in fields)  # type: ignore[union-attr]
+    sql = update_sql(model, columns, len(only_from), attempt is not None)
+    params = [
+        field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
+        for field, value in zip(fields, values.values(), strict=True)
+    ]
+    params.append(meta.pk.get_db_prep_value(pk, connection))
+    params += [str(status) for status in only_from]
+    if attempt is not None:
+        params.append(attempt)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
