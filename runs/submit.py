@@ -10,9 +10,10 @@ the thousand, so a kind may answer it here with the same checks in hand-written 
 2. one SELECT: the token's user (active), the run an Idempotency-Key already made, and what the
    body names (the reader's columns and joins: profiles, the caller's sources);
 3. the submit throttle, counted once (`limits.SubmitThrottle`, shared with the DRF path);
-4. one transaction: the run's history row, the cap (`limits.check_active_runs`: the count read
-   under the user's row lock), the run INSERTed `queued` with its links, and its message sent
-   after the commit (`lifecycle.send_on_commit`: the outbox's guarantee as on the DRF path).
+4. one transaction: the run INSERTed `queued` with its links and its history row, then the cap
+   (`limits.check_active_runs`: the count read under the user's cap lock, taken last so it is
+   held for the count and the COMMIT only), and the run's message sent after the commit
+   (`lifecycle.send_on_commit`: the outbox's guarantee as on the DRF path).
 
 Whatever is not plain, or not right, is handed to the DRF path, which answers exactly as it
 always has: session or another authentication, a bad token, another content type or Accept, a
@@ -136,13 +137,12 @@ def submit(request: HttpRequest, model: type[Run], reader: Reader, basename: str
     )
     try:
         with transaction.atomic():
-            # The history row first: it locks nothing of the user's, so it is written before
-            # the cap locks the user's row, which every other submit of the user then waits for
-            # over three statements (the count, the run, its links), not four.
-            lifecycle.send_on_commit(run)
-            limits.check_active_runs(caller)
+            # Every write first, the cap's lock last: every other submit of the user waits for
+            # that lock, so it is held for the count and the COMMIT only.
             insert(run)
             link(run, new.links)
+            lifecycle.send_on_commit(run)
+            limits.check_active_runs(caller, written=1)
     except (limits.ActiveRunLimit, IntegrityError):  # the cap, or a race on the key
         raise HandOver("the DRF path answers the cap or the replay") from None
     return accepted(request, run, basename)

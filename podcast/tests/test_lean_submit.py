@@ -7,6 +7,7 @@ plain case must really take the lean path, and everything else must be handed ov
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -288,6 +289,38 @@ def test_the_cap_is_counted_under_the_lean_path(monkeypatch, api, source, settin
     assert PodcastRun.objects.count() == 2
     PodcastRun.objects.filter(pk=PodcastRun.objects.first().pk).update(status="succeeded")
     assert post(api, episode_request([source.pk])).status_code == 202
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cap_is_exact_when_one_user_submits_concurrently(api, user, source, paths, settings):
+    """Cap N, 3N submits of one token at once, each on its connection: every submit writes its
+    run before it takes the cap's lock (runs/limits.py), yet exactly N are accepted, the others
+    answer 429 (never a deadlock or a lock wait timeout: a 500), and only the N runs remain."""
+    cap = 3
+    settings.RUN_ACTIVE_LIMIT_PER_USER = cap
+    token = f"Token {Token.objects.get(user=user).key}"
+    start = threading.Barrier(3 * cap)
+    codes: list[int] = []
+
+    def submit() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=token)
+        try:
+            start.wait(30)
+            codes.append(post(client, episode_request([source.pk])).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(3 * cap)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(codes) == [202] * cap + [429] * (2 * cap)
+    assert PodcastRun.objects.filter(owner=user, status="queued").count() == cap
+    assert paths.count("lean") == cap  # every accepted one took the lean path
+    assert RunEvent.objects.count() == cap  # the refused ones' history rows rolled back
 
 
 def test_the_cap_counts_every_kind(user, settings):
