@@ -191,3 +191,6 @@ class ActiveRunLock(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
+
+    def __str__(self) -> str:
+        return f"active-run cap lock of user {self.user_id}"

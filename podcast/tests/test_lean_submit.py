@@ -323,6 +323,40 @@ def test_the_cap_is_exact_when_one_user_submits_concurrently(api, user, source, 
     assert RunEvent.objects.count() == cap  # the refused ones' history rows rolled back
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_first_read_checks_the_kept_connection_instead_of_a_ping(
+    monkeypatch, api, source, paths
+):
+    """Each request checks a kept connection before its first use (CONN_HEALTH_CHECKS: a
+    ping); the lean submit's first SELECT is that check. A connection the server dropped fails
+    it, and it is read again on a new connection: the client still gets its 202."""
+    from django.db import connections
+
+    if connection.vendor != "mysql":
+        pytest.skip("a MySQL connection the server kills")
+    pings: list[bool] = []
+    real_is_usable = connections["default"].is_usable
+    monkeypatch.setattr(
+        connections["default"], "is_usable", lambda: pings.append(True) or real_is_usable()
+    )
+    connection.ensure_connection()
+    connection.health_check_done = False  # what every request's start does (request_started)
+    assert post(api, episode_request([source.pk])).status_code == 202
+    assert pings == []
+
+    dropped = connection.connection.thread_id()
+    killer = connections.create_connection("default")
+    with killer.cursor() as cursor:
+        cursor.execute(f"KILL {int(dropped)}")
+    killer.close()
+    connection.health_check_done = False
+    reply = post(api, episode_request([source.pk]))
+
+    assert reply.status_code == 202 and paths == ["lean", "lean"]
+    assert connection.connection.thread_id() != dropped
+    assert PodcastRun.objects.count() == 2
+
+
 def test_the_cap_counts_every_kind(user, settings):
     from video.models import VideoRun
 
