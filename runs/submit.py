@@ -193,14 +193,15 @@ def first_read(sql: str, params: list) -> list[tuple]:
     (the server restarted, or dropped it idle), the read fails instead of the ping, and it is
     read again on a new connection, as the ping would have made it. A SELECT, so reading it
     twice changes nothing."""
+    db: Any = connection  # django-stubs do not know the health check's attributes
     unchecked = (
-        connection.connection is not None
-        and connection.health_check_enabled
-        and not connection.health_check_done
-        and not connection.in_atomic_block
+        db.connection is not None
+        and db.health_check_enabled
+        and not db.health_check_done
+        and not db.in_atomic_block
     )
     if unchecked:
-        connection.health_check_done = True  # this read is the check
+        db.health_check_done = True  # this read is the check
     try:
         return fetch_all(sql, params)
     except OperationalError:
