@@ -42,8 +42,8 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from . import lifecycle, limits
-from .api import IDEMPOTENCY_HEADER, fingerprint
 from .api_errors import StrictJSONParser
+from .idempotency import IDEMPOTENCY_HEADER, fingerprint
 from .models import Run
 
 JSON = "application/json"
