@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -29,12 +27,12 @@ from rest_framework.reverse import reverse
 from rest_framework.utils import model_meta
 
 from . import lifecycle, limits
+from .idempotency import IDEMPOTENCY_HEADER, fingerprint
 from .models import Priority, Run, RunStatus
 
 if TYPE_CHECKING:
     from .submit import Reader
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 RUN_FIELDS = (
     "id",
     "status",
@@ -264,11 +262,6 @@ class RunCreateSerializer(serializers.ModelSerializer):
             RunStatus.SCHEDULED if run_at is not None and run_at > now else RunStatus.PENDING
         )
         return attrs
-
-
-def fingerprint(data) -> str:
-    body = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 # The list filters (django-filter): ?status=a,b, ?created_after=, ?created_before=

@@ -27,7 +27,6 @@ from functools import cache as memoize
 from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.db import connection
@@ -39,7 +38,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import BaseThrottle
 
 from .api_errors import STRICT_PARSERS
-from .models import ACTIVE, run_models
+from .models import ACTIVE, ActiveRunLock, run_models
 
 logger = logging.getLogger(__name__)
 
@@ -192,17 +191,19 @@ class ActiveRunLimit(TooManyRequests):
     default_code = "active_run_limit"
 
 
-def check_active_runs(user) -> None:
+def check_active_runs(user, *, written: int = 0) -> None:
     """Refuse a new run while the user has RUN_ACTIVE_LIMIT_PER_USER active ones (staff: no cap).
 
-    `user` needs only `pk` and `is_staff`. Call inside the transaction that creates the run: the
-    count is read with the user's row locked (FOR UPDATE, held until the commit), so two
-    concurrent submits of one user are counted one after the other.
+    `user` needs only `pk` and `is_staff`. Call inside the transaction that creates the run, as
+    late as it can be: the count is read with the user's cap lock taken (`ActiveRunLock`, held
+    until the commit), so the submits of one user are counted one after the other, and every
+    other submit of the user waits while this one holds it. `written`: the active runs this
+    transaction has inserted already (its own uncommitted rows are in its count, nobody else's).
     """
     limit = settings.RUN_ACTIVE_LIMIT_PER_USER
     if not limit or user.is_staff:
         return
-    active = count_active_runs(user, up_to=limit, lock_user=True)
+    active = count_active_runs(user, up_to=limit + written, lock=True) - written
     if active >= limit:
         raise ActiveRunLimit(
             f"You have {active} active runs; the limit is {limit} per user "
@@ -211,32 +212,39 @@ def check_active_runs(user) -> None:
         )
 
 
-def count_active_runs(user, *, up_to: int, lock_user: bool = False) -> int:
-    """The user's active runs of every kind, counted up to `up_to` (bounded work whatever the
-    user holds), in one statement written once per process (the ORM would compile two queries
-    and their UNION on every submit). With `lock_user`, the same statement locks the user's row
-    first: a submit holds that lock until it commits, and one round trip less inside it is one
-    less wait for every other submit of the user."""
-    kinds = run_models()
-    params: list = []
-    for _ in kinds:
-        params += [user.pk, *ACTIVE_STATUSES]
+def count_active_runs(user, *, up_to: int, lock: bool = False) -> int:
+    """The user's active runs of every kind, counted up to `up_to` per kind (bounded work
+    whatever the user holds), in one statement written once per process (the ORM would compile
+    two queries and their UNION on every submit). With `lock`, the same statement locks the
+    user's `ActiveRunLock` row first (made at the user's first submit): one round trip less
+    while holding it is one less wait for every other submit of the user."""
+    locking = lock and connection.features.has_select_for_update
+    sql = active_count_sql(tuple(run_models()), int(up_to), locking)
+    params = [value for _ in run_models() for value in (user.pk, *ACTIVE_STATUSES)]
+    if locking:
+        params.append(user.pk)
     with connection.cursor() as cursor:
-        cursor.execute(active_count_sql(tuple(kinds), int(up_to), lock_user), [*params, user.pk])
-        row = cursor.fetchone()  # none for a user deleted meanwhile: no runs either
-    return int(row[0]) if row else 0
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:  # the user's first capped submit: make the row, locked, and count
+            cursor.execute(lock_row_sql(), [user.pk])
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    return int(row[0])
 
 
 ACTIVE_STATUSES = sorted(ACTIVE)
 
 
 @memoize
-def active_count_sql(kinds: tuple, up_to: int, lock_user: bool) -> str:
-    """`SELECT (SELECT COUNT(*) FROM (… LIMIT n)) + … FROM user WHERE pk = %s [FOR UPDATE]`: one
-    bounded count per run kind, in SQL that MariaDB, MySQL and SQLite all read (SQLite refuses
-    LIMIT inside UNION's parts). The counts are the select list of the user's row, so they are
-    read once that row is locked: after the submit that held it has committed
-    (runs/tests/test_limits.py holds one open to prove it)."""
+def active_count_sql(kinds: tuple, up_to: int, lock: bool) -> str:
+    """`SELECT (SELECT COUNT(*) FROM (… LIMIT n)) + … [FROM lock WHERE user = %s FOR UPDATE]`:
+    one bounded count per run kind, in SQL that MariaDB, MySQL and SQLite all read (SQLite
+    refuses LIMIT inside UNION's parts). Locking, the counts are the select list of the lock's
+    row, so they are read once that row is locked: after the submit that held it has committed
+    (runs/tests/test_limits.py holds one open to prove it). They are plain reads: under READ
+    COMMITTED they see every run committed before, and a locking read of the runs would wait on
+    the uncommitted runs of the submits queued behind this one, which wait on this one."""
     quote = connection.ops.quote_name
     statuses = ", ".join(["%s"] * len(ACTIVE_STATUSES))
     counts = []
@@ -248,12 +256,28 @@ def active_count_sql(kinds: tuple, up_to: int, lock_user: bool) -> str:
             f"WHERE {owner} = %s AND {status} IN ({statuses}) LIMIT {up_to}"
         )
         counts.append(f"(SELECT COUNT(*) FROM ({rows}) active_{number})")
-    users = get_user_model()._meta
-    pk = quote(cast(str, users.pk.column))
-    locking = " FOR UPDATE" if lock_user and connection.features.has_select_for_update else ""
-    return (
-        f"SELECT {' + '.join(counts) or '0'} FROM {quote(users.db_table)} WHERE {pk} = %s{locking}"
-    )
+    total = f"SELECT {' + '.join(counts) or '0'}"
+    if not lock:
+        return total
+    locks = ActiveRunLock._meta
+    return f"{total} FROM {quote(locks.db_table)} WHERE {quote(lock_column())} = %s FOR UPDATE"
+
+
+def lock_column() -> str:
+    return cast(str, ActiveRunLock._meta.pk.column)
+
+
+@memoize
+def lock_row_sql() -> str:
+    """Make a user's lock row, locked, or lock the one a concurrent first submit just made.
+    Not INSERT IGNORE nor a caught duplicate: those leave a shared lock on the existing row,
+    and two submits each holding one and asking for the exclusive lock deadlock."""
+    quote = connection.ops.quote_name
+    table, column = quote(ActiveRunLock._meta.db_table), quote(lock_column())
+    insert = f"INSERT INTO {table} ({column}) VALUES (%s)"
+    if connection.vendor == "mysql":
+        return f"{insert} ON DUPLICATE KEY UPDATE {column} = {column}"
+    return f"{insert} ON CONFLICT DO NOTHING"
 
 
 # Login lockout

@@ -178,3 +178,19 @@ class Run(models.Model):
 def run_models() -> list[type[Run]]:
     """Every concrete run kind; the apps register nothing."""
     return [model for model in apps.get_models() if issubclass(model, Run)]
+
+
+class ActiveRunLock(models.Model):
+    """The row a submit locks to count its user's active runs (runs/limits.py), one per user,
+    made at the user's first capped submit.
+
+    Not the user's own row: a new run's foreign key to its owner takes a shared lock on that row
+    (InnoDB checks the parent), so a submit that inserts its run before it locks would deadlock
+    with every other submit of the user doing the same. Nothing refers to this row."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"active-run cap lock of user {self.user_id}"

@@ -8,11 +8,13 @@ the thousand, so a kind may answer it here with the same checks in hand-written 
 1. the body parsed as DRF parses it, and checked by the kind's reader (`RunViewSet.lean_reader`,
    e.g. podcast/submit.py);
 2. one SELECT: the token's user (active), the run an Idempotency-Key already made, and what the
-   body names (the reader's columns and joins: profiles, the caller's sources);
+   body names (the reader's columns and joins: profiles, the caller's sources); it is the
+   request's first statement, and checks the kept connection in place of Django's ping;
 3. the submit throttle, counted once (`limits.SubmitThrottle`, shared with the DRF path);
-4. one transaction: the run's history row, the cap (`limits.check_active_runs`: the count read
-   under the user's row lock), the run INSERTed `queued` with its links, and its message sent
-   after the commit (`lifecycle.send_on_commit`: the outbox's guarantee as on the DRF path).
+4. one transaction: the run INSERTed `queued` with its links and its history row, then the cap
+   (`limits.check_active_runs`: the count read under the user's cap lock, taken last so it is
+   held for the count and the COMMIT only), and the run's message sent after the commit
+   (`lifecycle.send_on_commit`: the outbox's guarantee as on the DRF path).
 
 Whatever is not plain, or not right, is handed to the DRF path, which answers exactly as it
 always has: session or another authentication, a bad token, another content type or Accept, a
@@ -34,14 +36,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from . import lifecycle, limits
-from .api import IDEMPOTENCY_HEADER, fingerprint
 from .api_errors import StrictJSONParser
+from .idempotency import IDEMPOTENCY_HEADER, fingerprint
 from .models import Run
 
 JSON = "application/json"
@@ -136,13 +138,12 @@ def submit(request: HttpRequest, model: type[Run], reader: Reader, basename: str
     )
     try:
         with transaction.atomic():
-            # The history row first: it locks nothing of the user's, so it is written before
-            # the cap locks the user's row, which every other submit of the user then waits for
-            # over three statements (the count, the run, its links), not four.
-            lifecycle.send_on_commit(run)
-            limits.check_active_runs(caller)
+            # Every write first, the cap's lock last: every other submit of the user waits for
+            # that lock, so it is held for the count and the COMMIT only.
             insert(run)
             link(run, new.links)
+            lifecycle.send_on_commit(run)
+            limits.check_active_runs(caller, written=1)
     except (limits.ActiveRunLimit, IntegrityError):  # the cap, or a race on the key
         raise HandOver("the DRF path answers the cap or the replay") from None
     return accepted(request, run, basename)
@@ -178,14 +179,42 @@ def read_caller(
     is active), whether `key` made a run already, and the kind's rows (`lookup`)."""
     columns = f", {lookup.columns}" if lookup.columns else ""
     sql = caller_sql(model).format(columns=columns, joins=lookup.joins)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [key, *lookup.params, token])
-        rows = cursor.fetchall()
+    rows = first_read(sql, [key, *lookup.params, token])
     if not rows or not rows[0][1]:
         raise HandOver("an unknown token or an inactive user: DRF's 401")
     if rows[0][3] is not None:
         raise HandOver("the key made a run already: the DRF path replays it")
     return Caller(pk=rows[0][0], is_staff=bool(rows[0][2])), [row[4:] for row in rows]
+
+
+def first_read(sql: str, params: list) -> list[tuple]:
+    """The request's first statement, read without the health check's ping before it (one
+    round trip of the submit's nine): when the connection kept from an earlier request is gone
+    (the server restarted, or dropped it idle), the read fails instead of the ping, and it is
+    read again on a new connection, as the ping would have made it. A SELECT, so reading it
+    twice changes nothing."""
+    db: Any = connection  # django-stubs do not know the health check's attributes
+    unchecked = (
+        db.connection is not None
+        and db.health_check_enabled
+        and not db.health_check_done
+        and not db.in_atomic_block
+    )
+    if unchecked:
+        db.health_check_done = True  # this read is the check
+    try:
+        return fetch_all(sql, params)
+    except OperationalError:
+        if not unchecked:
+            raise
+        connection.close()
+        return fetch_all(sql, params)
+
+
+def fetch_all(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 @cache

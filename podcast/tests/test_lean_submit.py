@@ -7,6 +7,7 @@ plain case must really take the lean path, and everything else must be handed ov
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -288,6 +289,78 @@ def test_the_cap_is_counted_under_the_lean_path(monkeypatch, api, source, settin
     assert PodcastRun.objects.count() == 2
     PodcastRun.objects.filter(pk=PodcastRun.objects.first().pk).update(status="succeeded")
     assert post(api, episode_request([source.pk])).status_code == 202
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cap_is_exact_when_one_user_submits_concurrently(api, user, source, paths, settings):
+    """Cap N, 3N submits of one token at once, each on its connection: every submit writes its
+    run before it takes the cap's lock (runs/limits.py), yet exactly N are accepted, the others
+    answer 429 (never a deadlock or a lock wait timeout: a 500), and only the N runs remain."""
+    cap = 3
+    settings.RUN_ACTIVE_LIMIT_PER_USER = cap
+    token = f"Token {Token.objects.get(user=user).key}"
+    start = threading.Barrier(3 * cap)
+    codes: list[int] = []
+
+    def submit() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=token)
+        try:
+            start.wait(30)
+            codes.append(post(client, episode_request([source.pk])).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(3 * cap)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(codes) == [202] * cap + [429] * (2 * cap)
+    accepted = set(PodcastRun.objects.filter(owner=user).values_list("pk", flat=True))
+    assert len(accepted) == cap and paths.count("lean") == cap  # all took the lean path
+    # Each accepted run has its history row, the refused ones none (rolled back with them). A
+    # worker left running by another test may claim an accepted run meanwhile: more rows of it.
+    dispatched = RunEvent.objects.filter(owner_id=user.pk, reason="dispatched")
+    assert sorted(dispatched.values_list("run_id", flat=True)) == sorted(accepted)
+    assert (
+        set(RunEvent.objects.filter(owner_id=user.pk).values_list("run_id", flat=True)) == accepted
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_read_checks_the_kept_connection_instead_of_a_ping(
+    monkeypatch, api, source, paths
+):
+    """Each request checks a kept connection before its first use (CONN_HEALTH_CHECKS: a
+    ping); the lean submit's first SELECT is that check. A connection the server dropped fails
+    it, and it is read again on a new connection: the client still gets its 202."""
+    from django.db import connections
+
+    if connection.vendor != "mysql":
+        pytest.skip("a MySQL connection the server kills")
+    pings: list[bool] = []
+    real_is_usable = connections["default"].is_usable
+    monkeypatch.setattr(
+        connections["default"], "is_usable", lambda: pings.append(True) or real_is_usable()
+    )
+    connection.ensure_connection()
+    connection.health_check_done = False  # what every request's start does (request_started)
+    assert post(api, episode_request([source.pk])).status_code == 202
+    assert pings == []
+
+    dropped = connection.connection.thread_id()
+    killer = connections.create_connection("default")
+    with killer.cursor() as cursor:
+        cursor.execute(f"KILL {int(dropped)}")
+    killer.close()
+    connection.health_check_done = False
+    reply = post(api, episode_request([source.pk]))
+
+    assert reply.status_code == 202 and paths == ["lean", "lean"]
+    assert connection.connection.thread_id() != dropped
+    assert PodcastRun.objects.count() == 2
 
 
 def test_the_cap_counts_every_kind(user, settings):

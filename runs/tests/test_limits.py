@@ -252,7 +252,7 @@ def test_a_successful_login_forgets_earlier_failures(user, shared_cache, setting
 
 @pytest.mark.django_db(transaction=True)
 def test_the_cap_counts_a_concurrent_submit_once_it_has_committed(user, settings):
-    """The count is read with the user's row locked in the same statement (runs/limits.py): a
+    """The count is read with the user's cap lock taken in the same statement (runs/limits.py): a
     submit waiting on a submit that holds the lock counts that one's run after its commit."""
     from django.db import connection, transaction
 
