@@ -55,11 +55,7 @@ def both_ways(monkeypatch, client, body, **extra) -> tuple[dict, dict]:
 
 def stored(run: PodcastRun) -> dict:
     """A run's row, links and history as the submit wrote them, less what differs by nature."""
-    row = {
-        f.attname: getattr(run, f.attname)
-        for f in PodcastRun._meta.concrete_fields
-        if f.attname not in ("id", "task_id", "created_at", "queued_at")
-    }
+    row = helpers.stored_row(run)
     row["sources"] = list(run.sources.order_by("pk").values_list("pk", flat=True))
     row["history"] = list(
         RunEvent.objects.filter(run_id=run.pk).values_list(

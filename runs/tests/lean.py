@@ -55,3 +55,12 @@ def both_ways(monkeypatch, viewset, client, url: str, body, **extra) -> tuple[di
         drf_only(patch, viewset)
         drf_answer = answer(post(client, url, body, **extra), url)
     return lean_answer, drf_answer
+
+
+def stored_row(run) -> dict:
+    """A run's row as a submit wrote it, less what differs by nature between two submits."""
+    return {
+        f.attname: getattr(run, f.attname)
+        for f in type(run)._meta.concrete_fields
+        if f.attname not in ("id", "task_id", "created_at", "queued_at")
+    }

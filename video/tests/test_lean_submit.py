@@ -28,11 +28,7 @@ def both_ways(monkeypatch, client, body, **extra) -> tuple[dict, dict]:
 
 
 def stored(run: VideoRun) -> dict:
-    row = {
-        f.attname: getattr(run, f.attname)
-        for f in VideoRun._meta.concrete_fields
-        if f.attname not in ("id", "task_id", "created_at", "queued_at")
-    }
+    row = helpers.stored_row(run)
     row["history"] = list(
         RunEvent.objects.filter(run_id=run.pk).values_list("kind", "from_status", "to_status")
     )
