@@ -23,13 +23,7 @@ from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import (
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
-    connection,
-    transaction,
-)
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -53,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 
 # A database that went away or a dropped connection: worth another try, never a failed run.
-DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_ERRORS = statements.DATABASE_ERRORS
 
 
 class RunCancelled(Exception):
@@ -101,7 +95,7 @@ def transition(
 def move(run: Run, values: dict[str, Any], *, only_from: frozenset, fenced: bool) -> int:
     """The transition's conditional UPDATE; the number of rows it changed (0 or 1)."""
     attempt = run.attempt if fenced else None
-    if not any(hasattr(value, "resolve_expression") for value in values.values()):
+    if not has_expression(values):
         return statements.update(type(run), run.pk, values, only_from=only_from, attempt=attempt)
     rows = type(run).objects.filter(pk=run.pk, status__in=only_from)  # an F() expression
     if fenced:
@@ -109,9 +103,14 @@ def move(run: Run, values: dict[str, Any], *, only_from: frozenset, fenced: bool
     return rows.update(**values)
 
 
+def has_expression(values: dict[str, Any]) -> bool:
+    """Whether an UPDATE's values hold an expression (`F("attempt") + 1`), not plain values."""
+    return any(hasattr(value, "resolve_expression") for value in values.values())
+
+
 def remember(run: Run, **fields) -> None:
     """Copy what an UPDATE wrote onto the instance; re-read only when it used an expression."""
-    if any(hasattr(value, "resolve_expression") for value in fields.values()):
+    if has_expression(fields):
         run.refresh_from_db()
         return
     for name, value in fields.items():
@@ -224,7 +223,7 @@ def claim(model: type[R], run_id: str) -> R | None:
 
     Raises Backoff when another worker's heartbeat is fresh: it may still be working.
     """
-    run = read_claimable(model, run_id)
+    run = statements.first_read(lambda: statements.read(model, run_id))
     if run is None:
         logger.warning("%s %s does not exist; message dropped", model.__name__, run_id)
         return None
@@ -289,25 +288,11 @@ def keeping_the_message(task) -> Iterator[None]:
         raise task.retry(countdown=delay, max_retries=None, exc=exc) from None
 
 
-def read_claimable(model: type[R], run_id: str) -> R | None:
-    """The run as the claim first reads it. A connection the server dropped since the last
-    delivery is replaced here and the read made again (it changes nothing, so once more is
-    harmless): the worker needs no health-check ping before every task for that."""
-    try:
-        return statements.read(model, run_id)
-    except DATABASE_ERRORS:
-        if connection.in_atomic_block:
-            raise
-        connection.close()
-        return statements.read(model, run_id)
-
-
 def claim_for(task, model: type[R], run_id: str) -> R | None:
     """`claim` for one delivery of `task`: a busy run sends the task round again later."""
-    close_old_connections()  # one past CONN_MAX_AGE, or left unusable by an error, is closed
-    # ... without the ping CONN_HEALTH_CHECKS would send before the claim's first query: that
-    # read replaces a dropped connection itself (`read_claimable`).
-    connection.health_check_done = True  # type: ignore[attr-defined]  # not in the stubs
+    # One past CONN_MAX_AGE, or left unusable by an error, is closed; a dropped one is replaced
+    # by the claim's first read (`statements.first_read`), not found by a ping.
+    close_old_connections()
     try:
         return claim(model, run_id)
     except Backoff as busy:

@@ -36,12 +36,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from . import lifecycle, limits
+from . import lifecycle, limits, statements
 from .api_errors import StrictJSONParser
 from .idempotency import IDEMPOTENCY_HEADER, fingerprint
 from .models import Run
@@ -179,36 +179,12 @@ def read_caller(
     is active), whether `key` made a run already, and the kind's rows (`lookup`)."""
     columns = f", {lookup.columns}" if lookup.columns else ""
     sql = caller_sql(model).format(columns=columns, joins=lookup.joins)
-    rows = first_read(sql, [key, *lookup.params, token])
+    rows = statements.first_read(lambda: fetch_all(sql, [key, *lookup.params, token]))
     if not rows or not rows[0][1]:
         raise HandOver("an unknown token or an inactive user: DRF's 401")
     if rows[0][3] is not None:
         raise HandOver("the key made a run already: the DRF path replays it")
     return Caller(pk=rows[0][0], is_staff=bool(rows[0][2])), [row[4:] for row in rows]
-
-
-def first_read(sql: str, params: list) -> list[tuple]:
-    """The request's first statement, read without the health check's ping before it (one
-    round trip of the submit's nine): when the connection kept from an earlier request is gone
-    (the server restarted, or dropped it idle), the read fails instead of the ping, and it is
-    read again on a new connection, as the ping would have made it. A SELECT, so reading it
-    twice changes nothing."""
-    db: Any = connection  # django-stubs do not know the health check's attributes
-    unchecked = (
-        db.connection is not None
-        and db.health_check_enabled
-        and not db.health_check_done
-        and not db.in_atomic_block
-    )
-    if unchecked:
-        db.health_check_done = True  # this read is the check
-    try:
-        return fetch_all(sql, params)
-    except OperationalError:
-        if not unchecked:
-            raise
-        connection.close()
-        return fetch_all(sql, params)
 
 
 def fetch_all(sql: str, params: list) -> list[tuple]:
