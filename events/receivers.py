@@ -9,6 +9,7 @@ from functools import cache
 from django.db import connections, router, transaction
 from django.db.models import sql
 
+from runs import statements
 from runs.signals import RunChange
 
 from . import streams
@@ -65,8 +66,7 @@ def insert_history(kind: str, changes: list[RunChange]) -> None:
                 f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)
             ]
             params += now_params
-        with connection.cursor() as cursor:
-            cursor.execute(head + ", ".join([row] * len(batch)), params)
+        statements.write(head + ", ".join([row] * len(batch)), params, db=connection)
 
 
 @cache

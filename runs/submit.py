@@ -246,8 +246,7 @@ def insert(run: Run) -> None:
     """One INSERT of every column, each value prepared as the ORM's save prepares it."""
     fields = insert_fields(type(run))
     values = [f.get_db_prep_save(f.pre_save(run, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(insert_sql(type(run)), values)
+    statements.write(insert_sql(type(run)), values)
 
 
 @cache
@@ -272,8 +271,7 @@ def link(run: Run, links: dict[str, list[Any]]) -> None:
         own_value = type(run)._meta.pk.get_db_prep_save(run.pk, connection)
         marks = ", ".join(["(%s, %s)"] * len(targets))
         params = [value for target in targets for value in (own_value, target)]
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {table} ({own}, {other}) VALUES {marks}", params)
+        statements.write(f"INSERT INTO {table} ({own}, {other}) VALUES {marks}", params)
 
 
 @cache

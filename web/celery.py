@@ -2,9 +2,11 @@ import os
 
 from celery import Celery
 
+from web.broker import install_transport
 from web.startup import load_settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
+install_transport()  # before the app makes its first broker connection
 
 app = Celery("web")
 app.config_from_object("django.conf:settings", namespace="CELERY")
