@@ -139,7 +139,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _commit(self):
         if self.deferred:  # they go with the COMMIT (and with the BEGIN, if nothing went yet)
             with debug_transaction(self, COMMIT), self.wrap_database_errors:
-                self.create_cursor().execute(COMMIT)
+                cursor = self.create_cursor()
+                try:
+                    cursor.execute(COMMIT)
+                finally:
+                    cursor.close()
         elif self.in_server_transaction:
             super()._commit()  # type: ignore[misc]  # the stubs leave it out
         self.transaction_ended()
