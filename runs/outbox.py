@@ -228,25 +228,14 @@ class TaskSender:
             parent.add_trail(self.app.AsyncResult(task_id))
 
     def options_for(self, name: str) -> tuple[dict, dict]:
-        """What send_task derives from the registered task and the routes: the message's time
-        limits, expiry and result flag, and where it goes (the queue declared once, here)."""
+        """The message's options and route (`task_options`); in a batch, the queue declared
+        once, here."""
         if name not in self.options:
-            task = self.app.tasks.get(name)
-            options = {}
-            if task is not None:
-                options = {k: v for k, v in task._get_exec_options().items() if v is not None}
-            message_options = {
-                key: options.pop(key, None)
-                for key in ("time_limit", "soft_time_limit", "expires", "ignore_result")
-            }
-            if isinstance(message_options["expires"], int | float):
-                options["expiration"] = message_options["expires"]  # the broker's TTL too
-            route = self.app.amqp.router.route(options, name, None, None, task)
-            route.pop("priority", None)  # each run's own, per message
+            message_options, route = task_options(self.app, name)
             queue = route.get("queue")
             if self.batched and queue is not None and not isinstance(queue, str):
                 self.producer.maybe_declare(queue)
-                route["declare"] = []
+                route = {**route, "declare": []}
             self.options[name] = (message_options, route)
         return self.options[name]
 
@@ -282,6 +271,26 @@ class TaskSender:
             if self.batched:  # a failed flush: the messages' fate is uncertain too
                 raise
             logger.warning("%s task-sent event(s) not published: %s", len(self.sent_events), exc)
+
+
+@cache
+def task_options(app, name: str) -> tuple[dict, dict]:
+    """What send_task derives from the registered task and the routes, once per task name (the
+    routes depend on the name only: `runs.routing.route_task`): the message's time limits,
+    expiry and result flag, and where it goes. Callers copy them, never change them."""
+    task = app.tasks.get(name)
+    options = {}
+    if task is not None:
+        options = {k: v for k, v in task._get_exec_options().items() if v is not None}
+    message_options = {
+        key: options.pop(key, None)
+        for key in ("time_limit", "soft_time_limit", "expires", "ignore_result")
+    }
+    if isinstance(message_options["expires"], int | float):
+        options["expiration"] = message_options["expires"]  # the broker's TTL too
+    route = app.amqp.router.route(options, name, None, None, task)
+    route.pop("priority", None)  # each run's own, per message
+    return message_options, route
 
 
 # Each read of Celery's configuration costs some 20 µs, and a submit sends one run: what the
