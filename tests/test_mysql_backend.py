@@ -6,12 +6,14 @@ from __future__ import annotations
 import MySQLdb
 import pytest
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "mysql", reason="the MariaDB/MySQL backend"),
+    pytest.mark.skipif(
+        type(connections["default"]).__module__ != "web.mysql.base", reason="web.mysql only"
+    ),
 ]
 
 

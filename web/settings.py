@@ -232,8 +232,10 @@ if "." not in _db.get("ENGINE", ""):  # django-environ knew no backend for the U
 # code on a thread of its own too.
 _THREAD_PER_REQUEST = sys.argv[1:2] in (["runserver"], ["testserver"]) or "uvicorn" in sys.modules
 if _db["ENGINE"] == "django.db.backends.mysql":
-    # Django's backend, with no `SET autocommit` round trips around each transaction.
-    _db["ENGINE"] = "web.mysql"
+    # Django's backend, with fewer round trips per transaction (web/mysql/base.py). It sends
+    # several statements in one query; behind a proxy that refuses that, turn it off.
+    if env_bool("DATABASE_MULTI_STATEMENTS", True):
+        _db["ENGINE"] = "web.mysql"
     # Workers live for days: reuse a connection for a while, but check it before each use so a
     # connection the server dropped (wait_timeout) is replaced instead of failing a task. A worker's
     # claim skips the check: its first read replaces a dropped connection (runs.lifecycle).
