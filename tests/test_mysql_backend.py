@@ -242,3 +242,13 @@ def test_the_query_log_lists_deferred_writes_in_order():
     assert sql[0] == "BEGIN" and sql[-1] == "COMMIT"
     assert sql[1] == f"INSERT INTO {Group._meta.db_table} (name) VALUES ('logged')"
     assert sql[2].startswith("SELECT 1 AS")
+
+
+def test_executemany_sends_what_is_pending_first():
+    with transaction.atomic():
+        defer(INSERT_GROUP, ["deferred"])
+        with connection.cursor() as cursor:
+            cursor.executemany(INSERT_GROUP, [["many 1"], ["many 2"]])
+        assert not others_see("deferred") and not others_see("many 1")
+        assert names() == ["deferred", "many 1", "many 2"]
+    assert others_see("deferred") and others_see("many 2")
