@@ -139,6 +139,16 @@ def publish_script() -> Script:
     return held[1]
 
 
+def run_script(keys: list[str], args: list[str]) -> None:
+    """The publish script on this thread's connection. One the server closed since the last
+    publish (a restart, its idle timeout) is opened again once, as a pool's checkout would have
+    found it closed; a timeout is not tried again (the script may have run)."""
+    try:
+        publish_script()(keys=keys, args=args)
+    except redis.ConnectionError:  # redis-py closed the connection: the next call opens one
+        publish_script()(keys=keys, args=args)
+
+
 def publish(events: Iterable[Outgoing]) -> None:
     """Add each event to its run's, its owner's and the staff stream, in one round trip."""
     if not enabled():
@@ -156,7 +166,7 @@ def publish(events: Iterable[Outgoing]) -> None:
         logger.info("%s live event(s) not published: Redis failed a moment ago", count)
         return
     try:
-        publish_script()(keys=keys, args=args)
+        run_script(keys, args)
     except redis.RedisError as exc:
         _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         logger.warning("%s live event(s) not published: %s", count, exc)

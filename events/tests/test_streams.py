@@ -80,3 +80,19 @@ def threading_script(get):
     thread.start()
     thread.join()
     return held[0]
+
+
+def test_a_connection_the_server_closed_is_opened_again_and_the_event_published(monkeypatch):
+    monkeypatch.setattr(streams, "_paused_until", 0.0)
+    run = str(uuid.uuid4())
+    streams.publish([streams.Outgoing(1, {"id": run, "n": 0})])
+    held = streams.publish_script().registered_client
+    client = redis.Redis.from_url(settings.EVENTS_REDIS_URL)
+    client.client_kill_filter(_id=held.client_id())  # as a restart or an idle timeout would
+
+    streams.publish([streams.Outgoing(1, {"id": run, "n": 1})])
+
+    entries = client.xrange(streams.run_key(run))
+    assert [streams.decode(fields)["n"] for _, fields in entries] == [0, 1]
+    assert streams._paused_until == 0.0
+    client.delete(streams.run_key(run))
