@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from runs.api import first_line, without_paths
@@ -91,9 +93,8 @@ PAUSE_AFTER_FAILURE = 5.0  # seconds without publishing after Redis failed to an
 _paused_until = 0.0
 
 
-@cache
 def client() -> redis.Redis:
-    """The publishing connection (sync: receivers run in workers and request threads). Short
+    """A publishing connection (sync: receivers run in workers and request threads). Short
     timeouts and no retries: a Redis that does not answer costs a transition a second at most,
     and then publishing pauses for PAUSE_AFTER_FAILURE, so an outage never slows the runs."""
     return redis.Redis.from_url(
@@ -101,31 +102,51 @@ def client() -> redis.Redis:
         socket_timeout=1,
         socket_connect_timeout=1,
         retry=Retry(NoBackoff(), 0),
+        # One connection held, not a pool's: checking one out of redis-py's pool and back (a
+        # poll of the socket, bookkeeping) cost a publish about a third of its CPU.
+        single_connection_client=True,
     )
 
 
 # XADD of each event to its run's, its owner's and the staff stream, and the expiries, done in
 # Redis: one command for a batch. Sent as commands, redis-py packs and parses five per event in
-# Python, more CPU than the rest of a maintenance pass's event work.
-# KEYS: the staff stream, then each event's run and user streams; ARGV: the TTL, the three
-# MAXLENs, then each event's data.
-PUBLISH_SCRIPT = """
-local ttl, run_max, user_max, staff_max = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+# Python, more CPU than the rest of a maintenance pass's event work. The limits are part of the
+# script, not arguments: fewer for redis-py to pack on every publish.
+# KEYS: the staff stream, then each event's run and user streams; ARGV: each event's data.
+PUBLISH_SCRIPT = f"""
 for j = 1, (#KEYS - 1) / 2 do
-  local run, user, data = KEYS[2 * j], KEYS[2 * j + 1], ARGV[4 + j]
-  redis.call('XADD', run, 'MAXLEN', '~', run_max, '*', 'data', data)
-  redis.call('EXPIRE', run, ttl)
-  redis.call('XADD', user, 'MAXLEN', '~', user_max, '*', 'data', data)
-  redis.call('EXPIRE', user, ttl)
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', staff_max, '*', 'data', data)
+  local run, user, data = KEYS[2 * j], KEYS[2 * j + 1], ARGV[j]
+  redis.call('XADD', run, 'MAXLEN', '~', {RUN_MAXLEN}, '*', 'data', data)
+  redis.call('EXPIRE', run, {TTL_SECONDS})
+  redis.call('XADD', user, 'MAXLEN', '~', {USER_MAXLEN}, '*', 'data', data)
+  redis.call('EXPIRE', user, {TTL_SECONDS})
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', {STAFF_MAXLEN}, '*', 'data', data)
 end
-return #ARGV - 4
+return #ARGV
 """
 
+_held = threading.local()
 
-@cache
-def publish_script():
-    return client().register_script(PUBLISH_SCRIPT)
+
+def publish_script() -> Script:
+    """The publish script on this thread's own connection: threads never wait for each other's
+    round trips, and a forked child (or another URL, in tests) never uses a socket it did not
+    open."""
+    owner = (os.getpid(), settings.EVENTS_REDIS_URL)
+    held = getattr(_held, "script", None)
+    if held is None or held[0] != owner:
+        held = _held.script = (owner, client().register_script(PUBLISH_SCRIPT))
+    return held[1]
+
+
+def run_script(keys: list[str], args: list[str]) -> None:
+    """The publish script on this thread's connection. One the server closed since the last
+    publish (a restart, its idle timeout) is opened again once, as a pool's checkout would have
+    found it closed; a timeout is not tried again (the script may have run)."""
+    try:
+        publish_script()(keys=keys, args=args)
+    except redis.ConnectionError:  # redis-py closed the connection: the next call opens one
+        publish_script()(keys=keys, args=args)
 
 
 def publish(events: Iterable[Outgoing]) -> None:
@@ -133,19 +154,19 @@ def publish(events: Iterable[Outgoing]) -> None:
     if not enabled():
         return
     keys: list[str] = [STAFF_KEY]
-    args: list = [TTL_SECONDS, RUN_MAXLEN, USER_MAXLEN, STAFF_MAXLEN]
+    args: list[str] = []
     for item in events:
         keys += [run_key(item.data["id"]), user_key(item.owner_id)]
         args.append(json.dumps(item.data, separators=(",", ":")))
     global _paused_until
-    count = len(args) - 4
+    count = len(args)
     if not count:
         return
     if time.monotonic() < _paused_until:
         logger.info("%s live event(s) not published: Redis failed a moment ago", count)
         return
     try:
-        publish_script()(keys=keys, args=args)
+        run_script(keys, args)
     except redis.RedisError as exc:
         _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         logger.warning("%s live event(s) not published: %s", count, exc)
