@@ -100,10 +100,11 @@ def first_read(read: Callable[[], T]) -> T:
         return read()
 
 
-def write(sql: str, params: list, *, db: BaseDatabaseWrapper = connection) -> None:
+def write(sql: str, params: list, *, db: BaseDatabaseWrapper | None = None) -> None:
     """A write whose result nobody reads (a history row, a new run's links). In a transaction on
     MariaDB/MySQL it travels with the transaction's next statement or its COMMIT, one round trip
-    for both (web/mysql); elsewhere it runs now."""
+    for both (web/mysql); elsewhere it runs now. `db`: the default database's connection."""
+    db = db or database()
     defer = getattr(db, "defer", None)
     if defer is not None:
         defer(sql, params)
