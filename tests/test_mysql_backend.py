@@ -252,3 +252,18 @@ def test_executemany_sends_what_is_pending_first():
         assert not others_see("deferred") and not others_see("many 1")
         assert names() == ["deferred", "many 1", "many 2"]
     assert others_see("deferred") and others_see("many 2")
+
+
+def test_an_execute_wrapper_sees_a_deferred_write_as_it_runs():
+    connection.ensure_connection()
+    seen = []
+
+    def watch(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch), transaction.atomic():
+        defer(INSERT_GROUP, ["watched"])
+        assert seen == [INSERT_GROUP]  # run at once, through the wrapper
+        assert names() == ["watched"]
+    assert others_see("watched")

@@ -114,8 +114,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def defer(self, sql: str, params: Sequence | None) -> None:
         """Run the write `sql` with the transaction's next statement (or its COMMIT); at once
-        outside a transaction. Its result (rows changed, last id) is not known to the caller."""
-        if self.get_autocommit():
+        outside a transaction, or while an execute wrapper watches the statements (it sees each
+        one, as it expects). Its result (rows changed, last id) is not known to the caller."""
+        if self.get_autocommit() or self.execute_wrappers:
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
             return
